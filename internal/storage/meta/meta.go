@@ -160,6 +160,8 @@ type SigningKey struct {
 type Store interface {
 	// Close releases the store's resources.
 	Close() error
+	// Ping checks that the store can serve requests (for /readyz).
+	Ping(ctx context.Context) error
 
 	// CreateRegistry stores a new registry (Version becomes 1); ErrAlreadyExists
 	// if the name is taken.
