@@ -15,6 +15,11 @@
 //     upload may continue on another process that shares the storage. The
 //     persisted state is the source of truth: bytes beyond State.Offset left by
 //     a crashed request are discarded by the next Append.
+//   - One request at a time per upload: Append and Commit on the same upload
+//     are exclusive, and a state that a later Append overtook is refused with
+//     ErrOffsetMismatch. Otherwise two racing requests could leave bytes on
+//     disk that the persisted hash does not describe, and Commit would publish
+//     them under a digest they do not match, for every registry.
 //   - No store-wide lock is taken on the write path.
 package blob
 

@@ -18,6 +18,15 @@
 //     referrer row and its tag are all stored, or nothing is. It fails with a
 //     *MissingReferenceError when a referenced blob is not linked in the
 //     repository or a referenced child manifest is not in it.
+//   - Writes into a registry that does not exist (LinkBlob, PutManifest,
+//     CreateUpload) fail with ErrNotFound, so a registry deleted and created
+//     again never sees the old one's data. DeleteX, UnlinkBlob and
+//     RetireSigningKey return ErrNotFound for what does not exist;
+//     ListRepositories on an unknown registry is an empty list.
+//   - GetManifest and GetManifestByTag do not fill Blobs or Children (they are
+//     PutManifest input; the caller has Content).
+//   - Tags and repository names list in byte order (PostgreSQL needs
+//     COLLATE "C" for that).
 //   - Every method is safe for concurrent use by many goroutines and by several
 //     processes sharing the same database.
 package meta

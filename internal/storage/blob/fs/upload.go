@@ -1,0 +1,177 @@
+package fs
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/moat-registry/moat/internal/storage/blob"
+)
+
+// An upload directory holds two files:
+//
+//	data    the bytes received so far (plus, after a failed request,
+//	        leftovers beyond the last good state)
+//	states  a log of the states this upload may continue from, one record
+//	        per successful Append: offset (8 bytes big-endian) and the
+//	        SHA-256 of UploadState.Hash
+//
+// Commit trusts a state's running sum to describe the data file's first
+// Offset bytes. The log is what makes that trust safe when requests overlap
+// or a stale state is replayed: every logged state describes a prefix of the
+// current data file, so a state missing from it is refused. Without it, two
+// Appends from the same state (a retry racing the original, or a client
+// doing it on purpose) could leave the file holding one request's bytes
+// while the caller persisted the other's state, and Commit would publish
+// those bytes under a digest they do not have — for every registry, since
+// blobs are shared.
+//
+// Rules that keep every logged state a prefix of the data file:
+//   - An Append or Commit holds an exclusive flock on the data file for its
+//     whole run, so requests on one upload never interleave, even across
+//     processes sharing the root.
+//   - A record is written only after the bytes it covers are fsynced.
+//   - Before the data file is cut back to a state's Offset, the records
+//     after that state are removed and the log is fsynced.
+//
+// The record itself is not fsynced: if a crash loses it, its state is
+// refused (ErrOffsetMismatch) and the client starts over; nothing wrong is
+// ever committed.
+const (
+	stateLogName = "states"
+	recordLen    = 8 + sha256.Size
+)
+
+// errUploadBusy reports a request on an upload that another request holds.
+// It wraps ErrOffsetMismatch: the caller should re-read the upload's state,
+// as after any offset disagreement.
+var errUploadBusy = fmt.Errorf("%w: upload is in use by another request", blob.ErrOffsetMismatch)
+
+// record returns the log record for st.
+func record(st blob.UploadState) []byte {
+	rec := make([]byte, 0, recordLen)
+	rec = binary.BigEndian.AppendUint64(rec, uint64(st.Offset)) //nolint:gosec // offsets are never negative (decodeState checks)
+	sum := sha256.Sum256(st.Hash)
+	return append(rec, sum[:]...)
+}
+
+// upload is one upload opened for the exclusive use of one Append or Commit.
+type upload struct {
+	id   string
+	dir  string
+	data *os.File // flocked until close
+	log  *os.File
+	n    int // records in the log, the last being the state opened from
+}
+
+// openUpload opens and locks upload id and prepares it to continue from st:
+// st must be in the state log, the records after it are dropped, and the
+// data file is cut to st.Offset (bytes beyond it are leftovers of a failed
+// request, or belong to a state just dropped). A data file shorter than
+// st.Offset is ErrOffsetMismatch.
+func (s *Store) openUpload(id string, st blob.UploadState) (*upload, error) {
+	dir, err := s.uploadDir(id)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.OpenFile(filepath.Join(dir, dataName), os.O_RDWR, 0) //nolint:gosec // dir is built from a validated id
+	if err != nil {
+		return nil, notFound(err, "upload "+id)
+	}
+	u := &upload{id: id, dir: dir, data: data}
+	if err := lockFile(data); err != nil {
+		_ = data.Close() // unlocked and unchanged; the lock error is the one to report
+		return nil, fmt.Errorf("blob fs: upload %s: %w", id, err)
+	}
+	if err := u.prepare(st); err != nil {
+		_ = u.close() // the prepare error is the one to report
+		return nil, err
+	}
+	return u, nil
+}
+
+func (u *upload) prepare(st blob.UploadState) error {
+	var err error
+	u.log, err = os.OpenFile(filepath.Join(u.dir, stateLogName), os.O_RDWR, 0)
+	if err != nil {
+		return notFound(err, "upload "+u.id)
+	}
+	logData, err := io.ReadAll(u.log)
+	if err != nil {
+		return fmt.Errorf("blob fs: read state log of upload %s: %w", u.id, err)
+	}
+	want := record(st)
+	u.n = -1
+	for i := 0; (i+1)*recordLen <= len(logData); i++ {
+		if bytes.Equal(logData[i*recordLen:(i+1)*recordLen], want) {
+			u.n = i + 1
+		}
+	}
+	if u.n < 0 {
+		return fmt.Errorf("%w: upload %s cannot continue from this state at offset %d (superseded by another request, or not from this upload)", blob.ErrOffsetMismatch, u.id, st.Offset)
+	}
+	if keep := int64(u.n) * recordLen; int64(len(logData)) > keep {
+		// Forget the later states durably before the bytes they describe
+		// are cut off.
+		if err := u.log.Truncate(keep); err != nil {
+			return fmt.Errorf("blob fs: drop superseded states of upload %s: %w", u.id, err)
+		}
+		if err := u.log.Sync(); err != nil {
+			return fmt.Errorf("blob fs: drop superseded states of upload %s: %w", u.id, err)
+		}
+	}
+
+	fi, err := u.data.Stat()
+	if err != nil {
+		return fmt.Errorf("blob fs: stat upload %s: %w", u.id, err)
+	}
+	switch {
+	case fi.Size() < st.Offset:
+		return fmt.Errorf("%w: upload %s has %d bytes, state expects %d", blob.ErrOffsetMismatch, u.id, fi.Size(), st.Offset)
+	case fi.Size() > st.Offset:
+		if err := u.data.Truncate(st.Offset); err != nil {
+			return fmt.Errorf("blob fs: discard leftover bytes of upload %s: %w", u.id, err)
+		}
+	}
+	return nil
+}
+
+// logState records st as a state the upload may continue from. The bytes it
+// covers must already be fsynced.
+func (u *upload) logState(st blob.UploadState) error {
+	if _, err := u.log.WriteAt(record(st), int64(u.n)*recordLen); err != nil {
+		return fmt.Errorf("blob fs: log state of upload %s: %w", u.id, err)
+	}
+	return nil
+}
+
+// close releases the upload (closing the data file drops the lock).
+func (u *upload) close() error {
+	var errs []error
+	if u.log != nil {
+		errs = append(errs, u.log.Close())
+	}
+	errs = append(errs, u.data.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("blob fs: close upload %s: %w", u.id, err)
+	}
+	return nil
+}
+
+// createStateLog starts the log of a new upload with its initial state.
+func createStateLog(dir string, st blob.UploadState) error {
+	f, err := os.OpenFile(filepath.Join(dir, stateLogName), os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm) //nolint:gosec // dir is built from a validated id
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(record(st))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
