@@ -1,12 +1,27 @@
 // Package identity owns principals, their authentication, the tokens moat
-// issues and verifies, and the authorization decision of what a principal may
-// do.
+// issues and verifies, and the decision of what a principal may do.
 //
-// CONTRACT (issue 2 scope; the identity issue generalises it): one
-// deployment admin principal (kind "user", name "admin") with full rights on
-// every registry; data-plane access tokens are ES256 JWTs signed with keys kept
-// in the metadata store, bound to one registry's service name (aud), carrying
-// Docker-style access claims.
+// Today (the registry-core scope) there is one principal that can sign in:
+// the deployment admin (kind "user", name "admin"), with full rights on every
+// registry. Data-plane access tokens are ES256 JWTs signed with keys kept in
+// the metadata store, bound to one registry's service name (aud), and carry
+// Docker-style access claims. Users, service principals, managed identities
+// and RBAC role assignments plug into the same places: AuthenticateBasic's
+// principal lookup and Authorize's role resolution.
+//
+// Invariants:
+//
+//   - Security decisions fail closed: an unknown principal, kind, resource
+//     type or action is granted nothing; a token whose algorithm is not ES256,
+//     whose key is unknown, or whose issuer or audience differs is refused.
+//   - Passwords are stored only as bcrypt hashes. Verifying an unknown user
+//     costs the same bcrypt work as a known one.
+//   - Caches (successful Basic verifications, verified tokens) are bounded in
+//     size and never answer for longer than their entry is valid: a Basic
+//     entry lives at most basicCacheTTL and dies when this process resets the
+//     password; a token entry never outlives the token's exp.
+//   - Signing keys are never deleted by this package; a retired key keeps
+//     verifying until every token it can have signed has expired.
 package identity
 
 import (
@@ -15,11 +30,37 @@ import (
 )
 
 var (
-	// ErrUnauthenticated: credentials or token missing, malformed, wrong,
-	// expired, or for another audience. Maps to 401.
+	// ErrUnauthenticated means credentials or a token were missing, malformed,
+	// wrong, expired, or for another audience. Maps to 401.
 	ErrUnauthenticated = errors.New("identity: unauthenticated")
-	// ErrInvalidScope: a scope string that does not parse. Maps to 400.
+	// ErrInvalidScope means a scope string does not parse. Maps to 400.
 	ErrInvalidScope = errors.New("identity: invalid scope")
+)
+
+// Principal kinds and the deployment admin's login name.
+const (
+	// KindUser is the kind of human users, the deployment admin among them.
+	KindUser = "user"
+	// AdminName is the deployment admin's login name.
+	AdminName = "admin"
+)
+
+// Resource types and actions of Docker access entries that moat knows.
+const (
+	// TypeRepository is the resource type of a repository scope
+	// ("repository:library/alpine:pull").
+	TypeRepository = "repository"
+	// TypeRegistry is the resource type of registry-wide scopes; the only
+	// registry resource is CatalogName ("registry:catalog:*").
+	TypeRegistry = "registry"
+	// CatalogName is the registry resource that /v2/_catalog needs.
+	CatalogName = "catalog"
+
+	ActionPull   = "pull"
+	ActionPush   = "push"
+	ActionDelete = "delete"
+	// ActionAll is the wildcard action; granted, it matches every action.
+	ActionAll = "*"
 )
 
 // Principal is an authenticated caller.
@@ -64,45 +105,10 @@ func (c Claims) Allows(typ, name, action string) bool {
 			continue
 		}
 		for _, act := range a.Actions {
-			if act == action || act == "*" {
+			if act == action || act == ActionAll {
 				return true
 			}
 		}
 	}
 	return false
 }
-
-// The Service type and its methods are provided in service.go:
-//
-//	func New(ctx context.Context, store meta.Store, opts Options) (*Service, error)
-//	type Options struct {
-//	    Issuer        string        // "iss" of data-plane tokens, e.g. "moat"
-//	    TokenLifetime time.Duration // default 1h (ACR: 75 min for access tokens)
-//	    Logger        *slog.Logger
-//	    Now           func() time.Time // for tests; default time.Now
-//	}
-//	// EnsureAdmin makes sure the deployment admin exists. If it does not, it is
-//	// created with password (or a generated one when password is ""), and
-//	// created=true with the password actually set is returned. If it exists and
-//	// password != "", the password is reset to it.
-//	func (s *Service) EnsureAdmin(ctx context.Context, password string) (pw string, created bool, err error)
-//	// AuthenticateBasic checks a username/password (ErrUnauthenticated when
-//	// wrong). Successful verifications are cached briefly so Basic auth on
-//	// every /v2 request does not pay bcrypt each time.
-//	func (s *Service) AuthenticateBasic(ctx context.Context, user, pass string) (Principal, error)
-//	// Authorize returns the subset of requested that p may do on registry
-//	// (intersection of requested actions and p's rights; entries with no
-//	// actions left are kept with an empty Actions list, as Docker expects).
-//	func (s *Service) Authorize(ctx context.Context, p Principal, registry string, requested []Access) ([]Access, error)
-//	// IssueAccessToken authorizes requested for p on registry and signs a
-//	// token with audience service.
-//	func (s *Service) IssueAccessToken(ctx context.Context, p Principal, registry, service string, requested []Access) (Token, error)
-//	// VerifyAccessToken checks signature (known key; alg must be ES256, never
-//	// "none"), expiry, not-before, issuer and that aud == service.
-//	func (s *Service) VerifyAccessToken(ctx context.Context, raw, service string) (Claims, error)
-//	// ParseScope parses one Docker scope string "type:name:action,action"
-//	// (name may contain ':' only as a port in a registry host; repository
-//	// names never do) into an Access; ErrInvalidScope otherwise.
-//	func ParseScope(s string) (Access, error)
-//	// FormatScope is the inverse, used for WWW-Authenticate scope="...".
-//	func FormatScope(a Access) string
