@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -64,7 +65,30 @@ func (h *Handler) getBlob(q *request) {
 	}
 	defer func() { _ = rd.Close() }() // read-only; nothing to lose
 	setBlobHeaders(q.Header(), d)
+	if onlyZeroSuffixRanges(q.r.Header.Get("Range")) {
+		// RFC 9110 §14.1.2: a suffix of length zero cannot be satisfied;
+		// net/http would answer 206 with an empty body.
+		q.Header()["Content-Range"] = []string{"bytes */" + strconv.FormatInt(size, 10)}
+		q.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+		return
+	}
 	http.ServeContent(q, q.r, "", time.Time{}, rd)
+}
+
+// onlyZeroSuffixRanges reports whether a Range header asks for bytes and
+// every range in it is a zero-length suffix ("bytes=-0", "bytes=-0, -00").
+func onlyZeroSuffixRanges(h string) bool {
+	spec, ok := strings.CutPrefix(h, "bytes=")
+	if !ok {
+		return false
+	}
+	for _, r := range strings.Split(spec, ",") {
+		r = strings.TrimSpace(r)
+		if len(r) < 2 || r[0] != '-' || strings.Trim(r[1:], "0") != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // setBlobHeaders sets the headers of a successful blob GET or HEAD.

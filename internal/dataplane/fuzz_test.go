@@ -36,9 +36,6 @@ func FuzzBlobRange(f *testing.F) {
 			var start, end, size int64
 			cr := rec.Header().Get("Content-Range")
 			if _, err := fmt.Sscanf(cr, "bytes %d-%d/%d", &start, &end, &size); err == nil {
-				if start == size && end == size-1 && rec.Body.Len() == 0 {
-					return // net/http's answer to a zero suffix ("bytes=-0"): empty, harmless
-				}
 				if size != int64(len(blobBytes)) || start < 0 || end >= size || start > end ||
 					!bytes.Equal(rec.Body.Bytes(), blobBytes[start:end+1]) {
 					t.Fatalf("Range %q: Content-Range %q does not describe the body", rng, cr)
