@@ -1,0 +1,137 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPercentile(t *testing.T) {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	var hundred []time.Duration
+	for i := 1; i <= 100; i++ {
+		hundred = append(hundred, ms(i))
+	}
+	cases := []struct {
+		name   string
+		sorted []time.Duration
+		p      float64
+		want   time.Duration
+	}{
+		{"empty", nil, 50, 0},
+		{"one", []time.Duration{ms(7)}, 99, ms(7)},
+		{"p50 of 100", hundred, 50, ms(50)},
+		{"p99 of 100", hundred, 99, ms(99)},
+		{"p100 of 100", hundred, 100, ms(100)},
+		{"p0 of 100", hundred, 0, ms(1)},
+		{"p50 of 3", []time.Duration{ms(1), ms(2), ms(3)}, 50, ms(2)},
+	}
+	for _, c := range cases {
+		if got := percentile(c.sorted, c.p); got != c.want {
+			t.Errorf("%s: percentile %v = %v, want %v", c.name, c.p, got, c.want)
+		}
+	}
+}
+
+func TestThroughput(t *testing.T) {
+	tp := throughput{}.add(50e6, time.Second).add(50e6, time.Second)
+	if got := tp.mbps(); got != 50 {
+		t.Errorf("100 MB in 2 s = %v MB/s, want 50", got)
+	}
+	if got := (throughput{bytes: 10}).mbps(); got != 0 {
+		t.Errorf("no time measured: %v MB/s, want 0", got)
+	}
+}
+
+func TestRepsFor(t *testing.T) {
+	cases := []struct {
+		size, budget int64
+		lo, hi, want int
+	}{
+		{1 * mib, 256 * mib, 2, 16, 16},
+		{64 * mib, 256 * mib, 2, 16, 4},
+		{512 * mib, 256 * mib, 2, 16, 2},
+	}
+	for _, c := range cases {
+		if got := repsFor(c.size, c.budget, c.lo, c.hi); got != c.want {
+			t.Errorf("repsFor(%d, %d) = %d, want %d", c.size, c.budget, got, c.want)
+		}
+	}
+}
+
+func TestParseChallenge(t *testing.T) {
+	got := parseChallenge(`Bearer realm="http://127.0.0.1:5000/oauth2/token",service="127.0.0.1:5000",scope="repository:a/b:pull,push"`)
+	want := map[string]string{"realm": "http://127.0.0.1:5000/oauth2/token", "service": "127.0.0.1:5000", "scope": "repository:a/b:pull,push"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	if len(parseChallenge(`Basic realm="x"`)) != 0 {
+		t.Errorf("a Basic challenge parsed as Bearer")
+	}
+	if len(parseChallenge(`Bearer realm="unterminated`)) != 0 {
+		t.Errorf("an unterminated value parsed")
+	}
+}
+
+func TestNextLink(t *testing.T) {
+	cases := map[string]string{
+		`</v2/r/tags/list?last=b&n=2>; rel="next"`: "/v2/r/tags/list?last=b&n=2",
+		`</v2/r/tags/list?last=b>; rel="prev"`:     "",
+		``:                                         "",
+		`/v2/x; rel="next"`:                        "",
+	}
+	for in, want := range cases {
+		if got := nextLink(in); got != want {
+			t.Errorf("nextLink(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestSizeLabel(t *testing.T) {
+	cases := map[int64]string{1 * mib: "1 MiB", 512 * mib: "512 MiB", 4 * kib: "4 KiB", 1000: "1000 B"}
+	for in, want := range cases {
+		if got := sizeLabel(in); got != want {
+			t.Errorf("sizeLabel(%d) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestVerdicts(t *testing.T) {
+	r := &report{
+		config: config{sizes: []int64{mib, 512 * mib}},
+		bound:  bound{hashWrite: throughput{bytes: 1000e6, dur: time.Second}},
+		push: []blobResult{
+			{size: mib, mode: "monolithic", by: map[string]throughput{nameMoat: {1, time.Second}, nameDist: {2, time.Second}}},
+			{size: 512 * mib, mode: "monolithic", by: map[string]throughput{nameMoat: {950e6, time.Second}, nameDist: {500e6, time.Second}}},
+			{size: 512 * mib, mode: "chunked", by: map[string]throughput{nameMoat: {800e6, time.Second}, nameDist: {500e6, time.Second}}},
+		},
+		pull: []blobResult{{size: 512 * mib, by: map[string]throughput{nameMoat: {900e6, time.Second}, nameDist: {1000e6, time.Second}}}},
+		manifests: []manifestResult{
+			{method: "GET", concurrency: 8, by: map[string]loadResult{nameMoat: {requests: 1, elapsed: time.Second}, nameDist: {requests: 100, elapsed: time.Second}}},
+			{method: "GET", concurrency: 32, by: map[string]loadResult{nameMoat: {requests: 300, elapsed: time.Second}, nameDist: {requests: 100, elapsed: time.Second}}},
+		},
+	}
+	got := map[string]bool{}
+	for _, v := range r.verdicts() {
+		got[v.target] = v.met
+	}
+	want := map[string]bool{
+		"512 MiB push (monolithic) ≥ 0.9 × bound and faster than Distribution": true,
+		"512 MiB push (chunked) ≥ 0.9 × bound and faster than Distribution":    false,
+		"512 MiB pull ≥ Distribution":                                          false,
+		"manifest GET at concurrency 32 ≥ 2 × Distribution":                    true,
+	}
+	if len(got) != len(want) {
+		t.Errorf("verdicts %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if met, ok := got[k]; !ok || met != v {
+			t.Errorf("verdict %q: met=%v (present %v), want %v", k, met, ok, v)
+		}
+	}
+	if md := r.markdown(); !strings.Contains(md, "**not met**") || !strings.Contains(md, "| met |") {
+		t.Errorf("the report does not show both verdicts:\n%s", md)
+	}
+}

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const blobRepo = "bench/blobs"
+
+// throughput is bytes moved in a time.
+type throughput struct {
+	bytes int64
+	dur   time.Duration
+}
+
+func (t throughput) add(bytes int64, d time.Duration) throughput {
+	return throughput{bytes: t.bytes + bytes, dur: t.dur + d}
+}
+
+// mbps is throughput in MB/s (10^6 bytes per second).
+func (t throughput) mbps() float64 {
+	if t.dur <= 0 {
+		return 0
+	}
+	return float64(t.bytes) / t.dur.Seconds() / 1e6
+}
+
+// blobResult is one row of the push or pull table.
+type blobResult struct {
+	size int64
+	mode string // monolithic or chunked (push); "" for pull
+	reps int
+	by   map[string]throughput // by target name
+}
+
+// repsFor spreads about budget bytes over repetitions, between lo and hi.
+func repsFor(size, budget int64, lo, hi int) int {
+	return int(min(max(budget/size, int64(lo)), int64(hi)))
+}
+
+func benchBlobs(ctx context.Context, c config, targets []*target) (push, pull []blobResult, err error) {
+	for _, t := range targets {
+		if err := t.authorize(ctx, blobRepo); err != nil {
+			return nil, nil, err
+		}
+	}
+	// The run id keeps blobs of this run apart from any earlier one.
+	runID := make([]byte, 8)
+	if _, err := rand.Read(runID); err != nil {
+		return nil, nil, err
+	}
+	var counter uint64
+	// last[size][target] is a pushed blob's digest, pulled afterwards.
+	last := map[int64]map[string]string{}
+
+	for _, size := range c.sizes {
+		data := make([]byte, size)
+		if _, err := rand.Read(data); err != nil {
+			return nil, nil, err
+		}
+		copy(data[8:], runID)
+		last[size] = map[string]string{}
+		for _, mode := range []string{"monolithic", "chunked"} {
+			res := blobResult{size: size, mode: mode, reps: repsFor(size, 256*mib, 2, 16), by: map[string]throughput{}}
+			for rep := 0; rep < res.reps; rep++ {
+				// Fresh content for every repetition so that no registry can
+				// answer "already there"; the digest is computed before the
+				// clock starts. The same bytes go to both registries, which
+				// keep separate stores.
+				counter++
+				binary.BigEndian.PutUint64(data[:8], counter)
+				sum := sha256.Sum256(data)
+				dgst := "sha256:" + hex.EncodeToString(sum[:])
+				for _, t := range alternate(targets, rep) {
+					start := time.Now()
+					if mode == "monolithic" {
+						err = pushMonolithic(ctx, t, blobRepo, data, dgst)
+					} else {
+						err = pushChunked(ctx, t, blobRepo, data, dgst, c.chunk)
+					}
+					if err != nil {
+						return nil, nil, fmt.Errorf("push %s %s: %w", sizeLabel(size), mode, err)
+					}
+					res.by[t.name] = res.by[t.name].add(size, time.Since(start))
+					last[size][t.name] = dgst
+				}
+			}
+			for _, t := range targets {
+				slog.Info("push", "size", sizeLabel(size), "mode", mode, "target", t.name, "MB/s", fmt.Sprintf("%.0f", res.by[t.name].mbps()))
+			}
+			push = append(push, res)
+		}
+	}
+
+	for _, size := range c.sizes {
+		res := blobResult{size: size, reps: repsFor(size, 512*mib, 3, 32), by: map[string]throughput{}}
+		for rep := 0; rep < res.reps; rep++ {
+			for _, t := range alternate(targets, rep) {
+				start := time.Now()
+				n, err := pullBlob(ctx, t, blobRepo, last[size][t.name])
+				if err != nil {
+					return nil, nil, fmt.Errorf("pull %s: %w", sizeLabel(size), err)
+				}
+				if n != size {
+					return nil, nil, fmt.Errorf("pull %s from %s: got %d bytes", sizeLabel(size), t.name, n)
+				}
+				res.by[t.name] = res.by[t.name].add(n, time.Since(start))
+			}
+		}
+		for _, t := range targets {
+			slog.Info("pull", "size", sizeLabel(size), "target", t.name, "MB/s", fmt.Sprintf("%.0f", res.by[t.name].mbps()))
+		}
+		pull = append(pull, res)
+	}
+	return push, pull, nil
+}
+
+// alternate returns the targets in turn order for a repetition, so that
+// each goes first half of the time.
+func alternate(targets []*target, rep int) []*target {
+	if rep%2 == 0 {
+		return targets
+	}
+	out := make([]*target, 0, len(targets))
+	for i := len(targets) - 1; i >= 0; i-- {
+		out = append(out, targets[i])
+	}
+	return out
+}
+
+func startUpload(ctx context.Context, t *target, repo string) (string, error) {
+	req, err := t.newRequest(ctx, http.MethodPost, repo, "/v2/"+repo+"/blobs/uploads/", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := t.do(req, http.StatusAccepted)
+	if err != nil {
+		return "", err
+	}
+	drain(resp)
+	return location(resp)
+}
+
+func withDigest(loc, dgst string) string {
+	sep := "?"
+	if strings.Contains(loc, "?") {
+		sep = "&"
+	}
+	return loc + sep + "digest=" + dgst
+}
+
+// pushMonolithic uploads data in one PUT after the POST that opens the
+// upload (the path docker and most clients take for layers).
+func pushMonolithic(ctx context.Context, t *target, repo string, data []byte, dgst string) error {
+	loc, err := startUpload(ctx, t, repo)
+	if err != nil {
+		return err
+	}
+	req, err := t.newRequest(ctx, http.MethodPut, repo, withDigest(loc, dgst), bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	req.ContentLength = int64(len(data))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := t.do(req, http.StatusCreated)
+	if err != nil {
+		return err
+	}
+	drain(resp)
+	return nil
+}
+
+// pushChunked uploads data in PATCH requests of chunk bytes and closes the
+// upload with an empty PUT.
+func pushChunked(ctx context.Context, t *target, repo string, data []byte, dgst string, chunk int64) error {
+	loc, err := startUpload(ctx, t, repo)
+	if err != nil {
+		return err
+	}
+	size := int64(len(data))
+	for off := int64(0); off < size; off += chunk {
+		end := min(off+chunk, size)
+		req, err := t.newRequest(ctx, http.MethodPatch, repo, loc, bytes.NewReader(data[off:end]))
+		if err != nil {
+			return err
+		}
+		req.ContentLength = end - off
+		req.Header.Set("Content-Type", "application/octet-stream")
+		req.Header.Set("Content-Range", strconv.FormatInt(off, 10)+"-"+strconv.FormatInt(end-1, 10))
+		resp, err := t.do(req, http.StatusAccepted)
+		if err != nil {
+			return err
+		}
+		drain(resp)
+		if loc, err = location(resp); err != nil {
+			return err
+		}
+	}
+	req, err := t.newRequest(ctx, http.MethodPut, repo, withDigest(loc, dgst), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := t.do(req, http.StatusCreated)
+	if err != nil {
+		return err
+	}
+	drain(resp)
+	return nil
+}
+
+var copyBuf = make([]byte, 256*kib)
+
+// pullBlob GETs a blob and returns how many bytes arrived. It does not
+// hash them: the client's CPU would compete with the server's on this
+// machine.
+func pullBlob(ctx context.Context, t *target, repo, dgst string) (int64, error) {
+	req, err := t.newRequest(ctx, http.MethodGet, repo, "/v2/"+repo+"/blobs/"+dgst, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := t.do(req, http.StatusOK)
+	if err != nil {
+		return 0, err
+	}
+	defer drain(resp)
+	n, err := io.CopyBuffer(io.Discard, resp.Body, copyBuf)
+	if err != nil {
+		return n, fmt.Errorf("%s: reading blob: %w", t.name, err)
+	}
+	return n, nil
+}
+
+func sizeLabel(size int64) string {
+	switch {
+	case size >= mib && size%mib == 0:
+		return strconv.FormatInt(size/mib, 10) + " MiB"
+	case size >= kib && size%kib == 0:
+		return strconv.FormatInt(size/kib, 10) + " KiB"
+	}
+	return strconv.FormatInt(size, 10) + " B"
+}

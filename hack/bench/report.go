@@ -1,0 +1,181 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+const (
+	nameMoat = "moat"
+	nameDist = "Distribution"
+)
+
+type report struct {
+	config    config
+	started   time.Time
+	elapsed   time.Duration
+	machine   machine
+	bound     bound
+	push      []blobResult
+	pull      []blobResult
+	manifests []manifestResult
+	tags      tagsResult
+}
+
+// verdict is one line of the targets table.
+type verdict struct {
+	target   string
+	measured string
+	met      bool
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+func (r *report) verdicts() []verdict {
+	var out []verdict
+	boundMBps := r.bound.hashWrite.mbps()
+	largest := r.config.sizes[len(r.config.sizes)-1]
+	for _, p := range r.push {
+		if p.size != largest {
+			continue
+		}
+		m, d := p.by[nameMoat].mbps(), p.by[nameDist].mbps()
+		out = append(out, verdict{
+			target:   fmt.Sprintf("%s push (%s) ≥ 0.9 × bound and faster than Distribution", sizeLabel(p.size), p.mode),
+			measured: fmt.Sprintf("%.2f × bound, %.2f × Distribution", ratio(m, boundMBps), ratio(m, d)),
+			met:      ratio(m, boundMBps) >= 0.9 && m > d,
+		})
+	}
+	for _, p := range r.pull {
+		m, d := p.by[nameMoat].mbps(), p.by[nameDist].mbps()
+		out = append(out, verdict{
+			target:   fmt.Sprintf("%s pull ≥ Distribution", sizeLabel(p.size)),
+			measured: fmt.Sprintf("%.2f × Distribution", ratio(m, d)),
+			met:      m >= d,
+		})
+	}
+	for _, mr := range r.manifests {
+		if mr.concurrency != 32 {
+			continue
+		}
+		m, d := mr.by[nameMoat].rps(), mr.by[nameDist].rps()
+		out = append(out, verdict{
+			target:   fmt.Sprintf("manifest %s at concurrency 32 ≥ 2 × Distribution", mr.method),
+			measured: fmt.Sprintf("%.2f × Distribution", ratio(m, d)),
+			met:      ratio(m, d) >= 2,
+		})
+	}
+	return out
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	c := r.config
+
+	w("# Benchmarks\n\n")
+	if c.quick {
+		w("> **Quick run** (`--quick`): small sizes and short runs to check the harness. These numbers are not the benchmark.\n\n")
+	}
+	w("moat and CNCF Distribution measured side by side, in one run, on one machine, by\n\n")
+	w("```\n%s\n```\n\n", c.command)
+	w("| | |\n|---|---|\n")
+	w("| date | %s |\n", r.started.Format("2006-01-02 15:04 MST"))
+	w("| machine | %d CPUs (nproc), %s, %s memory, %s |\n", r.machine.cpus, r.machine.cpuModel, r.machine.memory, r.machine.kernel)
+	w("| Go | %s |\n", goVersion())
+	w("| moat | %s, `moat serve --insecure-http --log-level warn`, bearer token on every request |\n", orUnknown(c.moatVersion))
+	w("| Distribution | %s (`registry serve`), filesystem storage, in-memory blob descriptor cache, no auth, log level warn |\n", c.distVersion)
+	w("| storage | both registries and the write bound in temporary directories on the same disk |\n")
+	w("| run time | %s |\n\n", r.elapsed.Round(time.Second))
+	w("The client, moat and Distribution share the machine's CPUs; all traffic is plain HTTP over\n")
+	w("loopback. MB/s is 10⁶ bytes per second. Each registry gets the same requests, interleaved\n")
+	w("(the order alternates between repetitions).\n\n")
+
+	w("## Targets (DESIGN.md §7, registry core)\n\n")
+	w("| target | measured | met |\n|---|---|---|\n")
+	for _, v := range r.verdicts() {
+		mark := "**not met**"
+		if v.met {
+			mark = "met"
+		}
+		w("| %s | %s | %s |\n", v.target, v.measured, mark)
+	}
+	w("\n")
+
+	w("## The machine's bound\n\n")
+	w("What this machine can do for a pushed blob without network or protocol, measured in-process\n")
+	w("on %s (best of two runs):\n\n", sizeLabel(r.bound.size))
+	w("| | MB/s |\n|---|---:|\n")
+	w("| sha256 (one core) | %.0f |\n", r.bound.sha256.mbps())
+	w("| sequential write in 1 MiB writes + fsync | %.0f |\n", r.bound.write.mbps())
+	w("| **bound**: sha256 and write of each 1 MiB chunk in one pass + fsync | **%.0f** |\n\n", r.bound.hashWrite.mbps())
+	w("A registry must hash and durably write every pushed byte, so push throughput is compared with\n")
+	w("the one-pass bound (the \"moat / bound\" column).\n\n")
+
+	w("## Blob push\n\n")
+	w("Monolithic is POST then one PUT with the body; chunked is POST, PATCH in %s chunks, then an empty\n", sizeLabel(c.chunk))
+	w("PUT with the digest. Each repetition pushes new content; time is from the POST to the 201.\n\n")
+	w("| size | mode | reps | moat MB/s | Distribution MB/s | moat / Distribution | moat / bound |\n")
+	w("|---|---|---:|---:|---:|---:|---:|\n")
+	for _, p := range r.push {
+		m, d := p.by[nameMoat].mbps(), p.by[nameDist].mbps()
+		w("| %s | %s | %d | %.0f | %.0f | %.2f | %.2f |\n", sizeLabel(p.size), p.mode, p.reps, m, d, ratio(m, d), ratio(m, r.bound.hashWrite.mbps()))
+	}
+	w("\n")
+
+	w("## Blob pull\n\n")
+	w("GET of a pushed blob, body read and discarded by the client (data in the page cache for both).\n\n")
+	w("| size | reps | moat MB/s | Distribution MB/s | moat / Distribution |\n|---|---:|---:|---:|---:|\n")
+	for _, p := range r.pull {
+		m, d := p.by[nameMoat].mbps(), p.by[nameDist].mbps()
+		w("| %s | %d | %.0f | %.0f | %.2f |\n", sizeLabel(p.size), p.reps, m, d, ratio(m, d))
+	}
+	w("\n")
+
+	w("## Manifest GET and HEAD\n\n")
+	w("By tag, with the Accept header docker sends, for %s per cell after a short warm-up; keep-alive\n", c.loadDuration)
+	w("connections, one per concurrent client.\n\n")
+	w("| method | concurrency | moat req/s | moat p50 | moat p99 | Distribution req/s | Distribution p50 | Distribution p99 | moat / Distribution |\n")
+	w("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, mr := range r.manifests {
+		m, d := mr.by[nameMoat], mr.by[nameDist]
+		w("| %s | %d | %.0f | %s | %s | %.0f | %s | %s | %.2f |\n", mr.method, mr.concurrency,
+			m.rps(), ms(m.p50), ms(m.p99), d.rps(), ms(d.p50), ms(d.p99), ratio(m.rps(), d.rps()))
+	}
+	w("\n")
+
+	w("## Tags list\n\n")
+	w("A repository with %d tags. The full listing follows `Link` headers until the end; the page is\n", r.tags.tags)
+	w("`?n=100`. Medians of 7 runs. Creating the tags is %d manifest PUTs, 8 at a time.\n\n", r.tags.tags)
+	m, d := r.tags.by[nameMoat], r.tags.by[nameDist]
+	w("| | moat | Distribution | moat / Distribution (speed) |\n|---|---:|---:|---:|\n")
+	w("| full listing | %s (%s) | %s (%s) | %.2f |\n", ms(m.full), plural(m.pages, "request"), ms(d.full), plural(d.pages, "request"), ratio(d.full.Seconds(), m.full.Seconds()))
+	w("| first page of 100 | %s | %s | %.2f |\n", ms(m.first), ms(d.first), ratio(d.first.Seconds(), m.first.Seconds()))
+	w("| creating the tags | %s | %s | %.2f |\n", m.create.Round(time.Millisecond), d.create.Round(time.Millisecond), ratio(d.create.Seconds(), m.create.Seconds()))
+	w("\n")
+	return b.String()
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown version"
+	}
+	return s
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
