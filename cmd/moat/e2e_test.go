@@ -7,6 +7,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"github.com/moat-registry/moat/internal/testsupport/azuritetest"
+	"github.com/moat-registry/moat/internal/testsupport/pgtest"
 	"io"
 	"net"
 	"net/http"
@@ -51,7 +53,8 @@ func moatBinary(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := pgtest.Main(m)
+	azuritetest.Stop()
 	if buildPath != "" {
 		_ = os.RemoveAll(filepath.Dir(buildPath))
 	}
@@ -347,6 +350,9 @@ func TestStartupErrorsAreOneLine(t *testing.T) {
 		{"two bad env values on one line", []string{"MOAT_LOG_LEVEL=loud", "MOAT_UPLOAD_TTL=x"}, []string{"serve"}, "MOAT_LOG_LEVEL"},
 		{"bad flag value", nil, []string{"serve", "--log-level", "loud"}, "--log-level"},
 		{"cert without key", nil, []string{"serve", "--tls-cert", "x.pem"}, "--tls-cert and --tls-key go together"},
+		{"unknown database kind", nil, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--database", "mysql://x"}, `--database: unknown kind "mysql"`},
+		{"unknown blob store kind", nil, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--blob-store", "s3://bucket"}, `--blob-store: unknown kind "s3"`},
+		{"azblob without credential", []string{"MOAT_AZBLOB_ACCOUNT_KEY=", "MOAT_AZBLOB_SAS="}, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--blob-store", "azblob://acct/cont"}, "--blob-store"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

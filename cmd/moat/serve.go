@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,8 +24,6 @@ import (
 	"github.com/moat-registry/moat/internal/identity"
 	"github.com/moat-registry/moat/internal/server"
 	"github.com/moat-registry/moat/internal/server/localca"
-	"github.com/moat-registry/moat/internal/storage/blob/fs"
-	"github.com/moat-registry/moat/internal/storage/meta/sqlite"
 )
 
 const (
@@ -56,6 +53,8 @@ type serveOptions struct {
 	shutdownTimeout time.Duration
 	uploadTTL       time.Duration
 	maxManifestSize int64
+	database        string
+	blobStore       string
 }
 
 func (o *serveOptions) register(f *pflag.FlagSet) {
@@ -73,6 +72,8 @@ func (o *serveOptions) register(f *pflag.FlagSet) {
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish after SIGTERM/SIGINT")
 	f.DurationVar(&o.uploadTTL, "upload-ttl", 24*time.Hour, "uploads idle longer than this are removed")
 	f.Var(config.NewByteSize(&o.maxManifestSize, 4<<20), "max-manifest-size", "largest manifest accepted (e.g. 4MiB)")
+	f.StringVar(&o.database, "database", "", "metadata store: postgres://… for replicas, sqlite:<path>; default <data-dir>/meta.db")
+	f.StringVar(&o.blobStore, "blob-store", "", "blob store: azblob://<account>/<container>[?endpoint=…], file:<dir>; default <data-dir>/blobs")
 	f.VisitAll(func(fl *pflag.Flag) {
 		fl.Usage += " [$" + config.EnvName(envPrefix, fl.Name) + "]"
 	})
@@ -171,7 +172,7 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 		return err
 	}
 
-	metaStore, err := sqlite.Open(ctx, filepath.Join(dataDir, "meta.db"))
+	metaStore, metaDesc, err := openMetaStore(ctx, o.database, dataDir)
 	if err != nil {
 		return fmt.Errorf("opening the metadata store: %w", err)
 	}
@@ -184,10 +185,11 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 			logger.Info("moat stopped")
 		}
 	}()
-	blobStore, err := fs.New(filepath.Join(dataDir, "blobs"))
+	blobStore, blobDesc, err := openBlobStore(ctx, o.blobStore, dataDir)
 	if err != nil {
 		return fmt.Errorf("opening the blob store: %w", err)
 	}
+	logger.Info("storage", "metadata", metaDesc, "blobs", blobDesc)
 	ids, err := identity.New(ctx, metaStore, identity.Options{Logger: logger})
 	if err != nil {
 		return fmt.Errorf("starting identity: %w", err)

@@ -254,3 +254,7 @@ func stop() {
 		_ = os.RemoveAll(dataDir) // temporary data
 	}
 }
+
+// Stop stops an Azurite this process started, for a TestMain that already
+// runs the tests through another Main (e.g. pgtest.Main).
+func Stop() { stop() }
