@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/moat-registry/moat/internal/atomicfile"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -58,7 +59,7 @@ func ensureAdmin(ctx context.Context, ids *identity.Service, envPassword, dataDi
 		}
 		return "password from $" + adminPasswordEnv, nil
 	case created:
-		if err := writeFileAtomic(path, []byte(pw+"\n"), 0o600); err != nil {
+		if err := atomicfile.Write(path, []byte(pw+"\n"), 0o600); err != nil {
 			return "", fmt.Errorf("writing the generated admin password (set %s to choose one instead): %w", adminPasswordEnv, err)
 		}
 		logger.Info("generated the admin password", "path", path)
@@ -98,35 +99,4 @@ func ensureDefaultRegistry(ctx context.Context, store meta.Store, name string, l
 		return fmt.Errorf("creating the default registry %q: %w", name, err)
 	}
 	return nil
-}
-
-// writeFileAtomic writes data to a temporary file beside path with perm,
-// syncs it and renames it over path, so path never holds half a secret.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp) // best effort; the write already failed
-		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -373,22 +373,10 @@ func certificateNames(listen, domain, defaultRegistry string) []string {
 	return names
 }
 
-// validHostname accepts DNS names made of letters, digits and hyphens.
+// validHostname accepts DNS names made of letters, digits and hyphens (no
+// wildcard).
 func validHostname(h string) bool {
-	if h == "" || len(h) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(h, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for _, r := range label {
-			if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' {
-				return false
-			}
-		}
-	}
-	return true
+	return !strings.HasPrefix(h, "*.") && localca.ValidDNSName(h)
 }
 
 // validRegistryName: ACR registry names are letters and digits only (so

@@ -30,6 +30,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/moat-registry/moat/internal/atomicfile"
 	"io/fs"
 	"log/slog"
 	"math/big"
@@ -234,10 +235,10 @@ func (c *CA) createCA() error {
 	}
 	// Key first: ca.pem is what marks the CA as existing, so a crash between
 	// the two writes leaves a stray key that the next start overwrites.
-	if err := writeFileAtomic(c.path(CAKeyFile), keyPEM, 0o600); err != nil {
+	if err := atomicfile.Write(c.path(CAKeyFile), keyPEM, 0o600); err != nil {
 		return fmt.Errorf("local CA: %w", err)
 	}
-	if err := writeFileAtomic(c.path(CAFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := atomicfile.Write(c.path(CAFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return fmt.Errorf("local CA: %w", err)
 	}
 	c.caCert, c.caKey, c.CACreated = cert, key, true
@@ -332,10 +333,10 @@ func (c *CA) issue() (*tls.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(c.path(ServerKeyFile), keyPEM, 0o600); err != nil {
+	if err := atomicfile.Write(c.path(ServerKeyFile), keyPEM, 0o600); err != nil {
 		return nil, fmt.Errorf("server certificate: %w", err)
 	}
-	if err := writeFileAtomic(c.path(ServerCertFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := atomicfile.Write(c.path(ServerCertFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return nil, fmt.Errorf("server certificate: %w", err)
 	}
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
@@ -362,7 +363,7 @@ func parseNames(hosts []string) (names, error) {
 			ns.ips = append(ns.ips, a.Unmap())
 			continue
 		}
-		if !validDNSName(h) {
+		if !ValidDNSName(h) {
 			return names{}, fmt.Errorf("server certificate: %q is not a valid host name", h)
 		}
 		ns.dns = append(ns.dns, h)
@@ -398,8 +399,9 @@ func (n names) equal(o names) bool {
 	return slices.Equal(n.dns, o.dns) && slices.Equal(n.ips, o.ips)
 }
 
-// validDNSName accepts host names and a leading "*." wildcard label.
-func validDNSName(h string) bool {
+// ValidDNSName accepts host names of lower-case letters, digits and hyphens,
+// with an optional leading "*." wildcard label.
+func ValidDNSName(h string) bool {
 	h = strings.TrimPrefix(h, "*.")
 	if h == "" || len(h) > 253 {
 		return false
@@ -455,35 +457,4 @@ func encodeKey(k *ecdsa.PrivateKey) ([]byte, error) {
 		return nil, fmt.Errorf("encoding key: %w", err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
-}
-
-// writeFileAtomic writes data to a temporary file in the same directory with
-// perm, syncs it and renames it over path.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp) // best effort; the write already failed
-		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
