@@ -222,6 +222,13 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 	if err != nil {
 		return err
 	}
+	mgmt := newManagementPlane(o, planeDeps{
+		meta: metaStore,
+		ids:  ids,
+		onRegistryChange: func(_ context.Context, name string) {
+			plane.Invalidate(name)
+		},
+	}, logger)
 	srv, err := server.New(server.Config{
 		TLS:             tlsConf,
 		TrustedProxies:  o.trustedProxies,
@@ -229,7 +236,7 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 		Metrics:         metrics,
 		ShutdownTimeout: o.shutdownTimeout,
 		Logger:          logger,
-	}, plane)
+	}, server.Planes{Data: plane, Management: mgmt, Identity: ids.EntraHandler()})
 	if err != nil {
 		return err
 	}

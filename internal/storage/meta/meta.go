@@ -167,6 +167,8 @@ type SigningKey struct {
 
 // Store is the metadata store.
 type Store interface {
+	ResourceStore
+
 	// Close releases the store's resources.
 	Close() error
 	// Ping checks that the store can serve requests (for /readyz).

@@ -1,0 +1,43 @@
+// Package arm owns moat's management plane: an http.Handler that speaks the
+// Azure Resource Manager dialect of Microsoft.ContainerRegistry and
+// Microsoft.Resources/resourceGroups, so ARM templates, az-style tools and
+// the Azure SDKs can manage the registries of a moat deployment.
+//
+// Routes (path segments match case-insensitively, as in ARM):
+//
+//	PUT|GET|HEAD|DELETE /subscriptions/{sub}/resourcegroups/{rg}
+//	GET                 /subscriptions/{sub}/resourcegroups
+//	PUT|PATCH|GET|DELETE …/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/registries/{name}
+//	GET                 …/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/registries
+//	GET                 /subscriptions/{sub}/providers/Microsoft.ContainerRegistry/registries
+//	GET                 …/registries/{name}/listUsages
+//	POST                /subscriptions/{sub}/providers/Microsoft.ContainerRegistry/checkNameAvailability
+//	GET                 /providers/Microsoft.ContainerRegistry/operations
+//
+// Invariants and decisions:
+//
+//   - Every request is authorized by Options.Authorize before anything else
+//     is read; without an Authorize hook every request is refused with 401
+//     (fail closed).
+//   - Every request needs an api-version the resource provider published
+//     (model.APIVersions for Microsoft.ContainerRegistry, a list of
+//     Microsoft.Resources versions for resource groups); otherwise 400
+//     MissingApiVersionParameter or InvalidApiVersionParameter.
+//   - Errors are ARM error bodies {"error":{"code","message","target"}} with
+//     the code repeated in x-ms-error-code. moat never answers 409
+//     MissingSubscriptionRegistration: every subscription id is accepted.
+//   - Registries live in the metadata store's registries table (the data
+//     plane reads it); resource groups are meta.Resources. A registry's name
+//     is unique in the deployment. Creating one needs its resource group; the
+//     default registry made by moat serve predates resource groups and is
+//     managed in place (no name or group checks on update).
+//   - Writes are validated in full (model.Validate) before anything is
+//     stored, so nothing is half-applied; a concurrent update of the same
+//     registry is retried on the fresh record, never merged blindly.
+//   - PUT and PATCH finish synchronously and answer provisioningState
+//     Succeeded (201 on create, 200 on update), so clients need not poll;
+//     DELETE finishes synchronously and answers 200 (204 when there was
+//     nothing to delete), which every SDK accepts.
+//   - OnRegistryChange is called after a registry is created, updated or
+//     deleted, so caches of registry configuration can be invalidated.
+package arm

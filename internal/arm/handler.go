@@ -1,0 +1,284 @@
+package arm
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/moat-registry/moat/internal/model"
+	"github.com/moat-registry/moat/internal/storage/meta"
+)
+
+// Options configure the management handler.
+type Options struct {
+	// Meta is the metadata store; required.
+	Meta meta.Store
+	// Logger receives server-side failures; nil means slog.Default().
+	Logger *slog.Logger
+	// Authorize authenticates and authorizes a request and returns the
+	// principal. An error refuses the request: 403 when it wraps
+	// ErrForbidden, 401 otherwise. A nil Authorize refuses everything.
+	Authorize func(ctx context.Context, r *http.Request) (principal string, err error)
+	// OnRegistryChange, when set, is called with the registry's name after
+	// a registry was created, updated or deleted.
+	OnRegistryChange func(ctx context.Context, name string)
+	// Domain makes a registry's login server: name.Domain (lower-case).
+	Domain string
+	// IPRuleQuota is the most IP rules a registry may have; 0 means
+	// model.DefaultIPRuleQuota.
+	IPRuleQuota int
+}
+
+// maxBody bounds request bodies; registry bodies are a few KiB, 200 IP
+// rules about 10 KiB.
+const maxBody = 1 << 20
+
+// defaultPageSize is how many items a list answers before a nextLink.
+const defaultPageSize = 100
+
+type handler struct {
+	o        Options
+	log      *slog.Logger
+	pageSize int
+}
+
+// New returns the management plane handler for /subscriptions/… and
+// /providers/Microsoft.ContainerRegistry/operations.
+func New(o Options) http.Handler {
+	return newHandler(o)
+}
+
+func newHandler(o Options) *handler {
+	h := &handler{o: o, log: o.Logger, pageSize: defaultPageSize}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	return h
+}
+
+var _ http.Handler = (*handler)(nil)
+
+// route is a parsed request path.
+type route struct {
+	sub, rg, name string // as sent
+	kind          routeKind
+}
+
+type routeKind int
+
+const (
+	routeNone routeKind = iota
+	routeOperations
+	routeGroupList
+	routeGroup
+	routeRegistryListSub
+	routeRegistryListGroup
+	routeRegistry
+	routeUsages
+	routeCheckName
+	routeUnknownType
+)
+
+func eq(a, b string) bool { return strings.EqualFold(a, b) }
+
+const (
+	providerNS   = "Microsoft.ContainerRegistry"
+	registriesRT = "registries"
+)
+
+func parseRoute(path string) route {
+	seg := strings.Split(strings.Trim(path, "/"), "/")
+	for _, s := range seg {
+		if s == "" {
+			return route{}
+		}
+	}
+	n := len(seg)
+	if n == 3 && eq(seg[0], "providers") && eq(seg[1], providerNS) && eq(seg[2], "operations") {
+		return route{kind: routeOperations}
+	}
+	if n < 2 || !eq(seg[0], "subscriptions") {
+		return route{}
+	}
+	rt := route{sub: seg[1]}
+	rest := seg[2:]
+	switch {
+	case len(rest) == 1 && eq(rest[0], "resourcegroups"):
+		rt.kind = routeGroupList
+		return rt
+	case len(rest) >= 2 && eq(rest[0], "resourcegroups"):
+		rt.rg = rest[1]
+		rest = rest[2:]
+		if len(rest) == 0 {
+			rt.kind = routeGroup
+			return rt
+		}
+	case len(rest) >= 2 && eq(rest[0], "providers"):
+	default:
+		return route{}
+	}
+	// rest starts with providers/{namespace}
+	if len(rest) < 2 || !eq(rest[0], "providers") {
+		return route{}
+	}
+	if !eq(rest[1], providerNS) {
+		rt.kind = routeUnknownType
+		return rt
+	}
+	rest = rest[2:]
+	switch {
+	case rt.rg == "" && len(rest) == 1 && eq(rest[0], "checkNameAvailability"):
+		rt.kind = routeCheckName
+	case len(rest) == 1 && eq(rest[0], registriesRT):
+		rt.kind = routeRegistryListSub
+		if rt.rg != "" {
+			rt.kind = routeRegistryListGroup
+		}
+	case rt.rg != "" && len(rest) == 2 && eq(rest[0], registriesRT):
+		rt.name, rt.kind = rest[1], routeRegistry
+	case rt.rg != "" && len(rest) == 3 && eq(rest[0], registriesRT) && eq(rest[2], "listUsages"):
+		rt.name, rt.kind = rest[1], routeUsages
+	default:
+		rt.kind = routeUnknownType
+	}
+	return rt
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := h.authorize(r); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	rt := parseRoute(r.URL.Path)
+	switch rt.kind {
+	case routeNone:
+		h.writeError(w, r, newError(http.StatusNotFound, "NotFound", "no management API at %q", r.URL.Path))
+		return
+	case routeUnknownType:
+		h.writeError(w, r, newError(http.StatusBadRequest, "InvalidResourceType",
+			"the resource type of %q is not served by moat (it serves %s/registries and Microsoft.Resources/resourceGroups)", r.URL.Path, providerNS))
+		return
+	}
+	group := rt.kind == routeGroup || rt.kind == routeGroupList
+	v, err := h.apiVersion(r, group)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	}
+	switch rt.kind {
+	case routeOperations:
+		h.only(w, r, http.MethodGet, func() error { return h.operations(w, r) })
+	case routeGroupList:
+		h.only(w, r, http.MethodGet, func() error { return h.listGroups(w, r, rt) })
+	case routeGroup:
+		h.group(w, r, rt)
+	case routeRegistryListSub, routeRegistryListGroup:
+		h.only(w, r, http.MethodGet, func() error { return h.listRegistries(w, r, rt, v) })
+	case routeRegistry:
+		h.registry(w, r, rt, v)
+	case routeUsages:
+		h.only(w, r, http.MethodGet, func() error { return h.usages(w, r, rt) })
+	case routeCheckName:
+		h.only(w, r, http.MethodPost, func() error { return h.checkName(w, r) })
+	}
+}
+
+func (h *handler) only(w http.ResponseWriter, r *http.Request, method string, fn func() error) {
+	if r.Method != method {
+		h.methodNotAllowed(w, r, method)
+		return
+	}
+	if err := fn(); err != nil {
+		h.writeError(w, r, err)
+	}
+}
+
+func (h *handler) methodNotAllowed(w http.ResponseWriter, r *http.Request, allowed ...string) {
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	h.writeError(w, r, newError(http.StatusMethodNotAllowed, "HttpMethodNotSupported",
+		"%s is not supported on %q; use %s", r.Method, r.URL.Path, strings.Join(allowed, ", ")))
+}
+
+// authorize fails closed: no hook, no access.
+func (h *handler) authorize(r *http.Request) error {
+	if h.o.Authorize == nil {
+		return newError(http.StatusUnauthorized, "AuthenticationFailed", "management requests are refused: no authorization is configured")
+	}
+	if principal, err := h.o.Authorize(r.Context(), r); err != nil {
+		if errors.Is(err, ErrForbidden) {
+			return newError(http.StatusForbidden, "AuthorizationFailed",
+				"the client %q does not have authorization to perform %s over scope %q", principal, r.Method, r.URL.Path)
+		}
+		return newError(http.StatusUnauthorized, "AuthenticationFailed", "authentication failed: %v", err)
+	}
+	return nil
+}
+
+// resourceGroupAPIVersions are the Microsoft.Resources api-versions
+// accepted for resource groups.
+var resourceGroupAPIVersions = []string{
+	"2015-11-01", "2016-02-01", "2016-06-01", "2016-07-01", "2016-09-01", "2017-05-10", "2018-02-01",
+	"2018-05-01", "2019-03-01", "2019-05-01", "2019-05-10", "2019-07-01", "2019-08-01", "2019-10-01",
+	"2020-06-01", "2020-08-01", "2020-10-01", "2021-01-01", "2021-04-01", "2022-09-01", "2023-07-01",
+	"2024-03-01", "2024-07-01", "2024-11-01", "2025-03-01", "2025-04-01",
+}
+
+func (h *handler) apiVersion(r *http.Request, group bool) (model.APIVersion, error) {
+	q := r.URL.Query()
+	vs, ok := q["api-version"]
+	if !ok || len(vs) == 0 || vs[0] == "" {
+		return model.APIVersion{}, newError(http.StatusBadRequest, "MissingApiVersionParameter",
+			"the api-version query parameter (?api-version=) is required for all requests")
+	}
+	v := vs[0]
+	if group {
+		if slices.Contains(resourceGroupAPIVersions, v) {
+			return model.APIVersion{}, nil
+		}
+		return model.APIVersion{}, newError(http.StatusBadRequest, "InvalidApiVersionParameter",
+			"the api-version %q is invalid for resource groups; supported versions are %s", v, strings.Join(resourceGroupAPIVersions, ", "))
+	}
+	pv, ok := model.ParseAPIVersion(v)
+	if !ok {
+		return model.APIVersion{}, newError(http.StatusBadRequest, "InvalidApiVersionParameter",
+			"the api-version %q is invalid; the supported versions of %s are %s", v, providerNS, strings.Join(model.APIVersions, ", "))
+	}
+	return pv, nil
+}
+
+func readBody(r *http.Request) ([]byte, error) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, newError(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "the request body is larger than %d bytes", mbe.Limit)
+		}
+		return nil, newError(http.StatusBadRequest, "InvalidRequestContent", "the request body could not be read: %v", err)
+	}
+	return b, nil
+}
+
+// baseURL is the scheme and host clients used, for absolute nextLinks.
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+func (h *handler) changed(ctx context.Context, name string) {
+	if h.o.OnRegistryChange != nil {
+		h.o.OnRegistryChange(ctx, name)
+	}
+}

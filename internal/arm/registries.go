@@ -1,0 +1,326 @@
+package arm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moat-registry/moat/internal/model"
+	"github.com/moat-registry/moat/internal/storage/meta"
+)
+
+const exportPipelineType = "Microsoft.ContainerRegistry/registries/exportPipelines"
+
+func registryID(sub, rg, name string) string {
+	return groupID(sub, rg) + "/providers/" + providerNS + "/registries/" + name
+}
+
+// registryIn reports whether the stored registry's id is the one requested
+// (ARM ids compare case-insensitively).
+func registryIn(reg meta.Registry, id string) bool { return strings.EqualFold(reg.ResourceID, id) }
+
+func registryNotFound(name, rg string) error {
+	return newError(http.StatusNotFound, "ResourceNotFound",
+		"the resource '%s/registries/%s' under resource group '%s' was not found", providerNS, name, rg)
+}
+
+// load returns the registry at rt or a 404.
+func (h *handler) load(ctx context.Context, rt route) (meta.Registry, model.Registry, error) {
+	stored, err := h.o.Meta.GetRegistry(ctx, rt.name)
+	if errors.Is(err, meta.ErrNotFound) || err == nil && !registryIn(stored, registryID(rt.sub, rt.rg, rt.name)) {
+		return meta.Registry{}, model.Registry{}, registryNotFound(rt.name, rt.rg)
+	}
+	if err != nil {
+		return meta.Registry{}, model.Registry{}, err
+	}
+	reg, err := h.decodeStored(stored)
+	return stored, reg, err
+}
+
+func (h *handler) decodeStored(stored meta.Registry) (model.Registry, error) {
+	reg, err := model.UnmarshalStored(stored.Location, stored.SKU, stored.Properties, stored.Tags)
+	if err != nil {
+		return model.Registry{}, fmt.Errorf("stored registry %q: %w", stored.Name, err)
+	}
+	// The default registry is created outside this package with bare
+	// properties: fill what ARM always shows.
+	reg.Properties.LoginServer = h.loginServer(stored.Name)
+	if reg.Properties.CreationDate.IsZero() {
+		reg.Properties.CreationDate = stored.CreatedAt
+	}
+	if reg.Properties.ProvisioningState == "" {
+		reg.Properties.ProvisioningState = model.ProvisioningSucceeded
+	}
+	return reg, nil
+}
+
+func (h *handler) loginServer(name string) string {
+	name = strings.ToLower(name)
+	if h.o.Domain == "" {
+		return name
+	}
+	return name + "." + strings.TrimPrefix(h.o.Domain, ".")
+}
+
+func (h *handler) shape(stored meta.Registry, reg model.Registry, v model.APIVersion) map[string]any {
+	id := stored.ResourceID
+	name := id[strings.LastIndex(id, "/")+1:]
+	return reg.Shape(id, name, v)
+}
+
+func (h *handler) registry(w http.ResponseWriter, r *http.Request, rt route, v model.APIVersion) {
+	var err error
+	switch r.Method {
+	case http.MethodGet:
+		var stored meta.Registry
+		var reg model.Registry
+		if stored, reg, err = h.load(r.Context(), rt); err == nil {
+			writeJSON(w, http.StatusOK, h.shape(stored, reg, v))
+		}
+	case http.MethodPut, http.MethodPatch:
+		err = h.writeRegistry(w, r, rt, v)
+	case http.MethodDelete:
+		err = h.deleteRegistry(w, r, rt)
+	default:
+		h.methodNotAllowed(w, r, http.MethodPut, http.MethodPatch, http.MethodGet, http.MethodDelete)
+		return
+	}
+	if err != nil {
+		h.writeError(w, r, err)
+	}
+}
+
+// maxAttempts bounds retries of an update that lost a race.
+const maxAttempts = 3
+
+func (h *handler) writeRegistry(w http.ResponseWriter, r *http.Request, rt route, v model.APIVersion) error {
+	ctx := r.Context()
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return newError(http.StatusBadRequest, "InvalidRequestContent", "the request body is empty")
+	}
+	for attempt := 1; ; attempt++ {
+		stored, old, err := h.load(ctx, rt)
+		var ae *apiError
+		if errors.As(err, &ae) && ae.status == http.StatusNotFound {
+			if r.Method == http.MethodPatch {
+				return err
+			}
+			return h.createRegistry(w, r, rt, v, body)
+		}
+		if err != nil {
+			return err
+		}
+		base := old
+		if r.Method == http.MethodPut {
+			base = model.Defaults().WithReadOnly(old)
+		}
+		next, err := model.Decode(body, v, base)
+		if err != nil {
+			return err
+		}
+		vc, err := h.validationContext(ctx, stored.ResourceID)
+		if err != nil {
+			return err
+		}
+		if err := model.Validate(&old, next, vc); err != nil {
+			return err
+		}
+		now := time.Now().UTC()
+		if next.Properties.Policies.RetentionPolicy != old.Properties.Policies.RetentionPolicy {
+			next.Properties.Policies.RetentionPolicy.LastUpdatedTime = now
+		}
+		if next.Properties.Policies.SoftDeletePolicy != old.Properties.Policies.SoftDeletePolicy {
+			next.Properties.Policies.SoftDeletePolicy.LastUpdatedTime = now
+		}
+		rec, err := record(stored, next)
+		if err != nil {
+			return err
+		}
+		saved, err := h.o.Meta.UpdateRegistry(ctx, rec)
+		if errors.Is(err, meta.ErrConflict) && attempt < maxAttempts {
+			continue
+		}
+		if errors.Is(err, meta.ErrConflict) {
+			return newError(http.StatusConflict, "Conflict", "registry '%s' changed while it was being updated; retry", rt.name)
+		}
+		if err != nil {
+			return err
+		}
+		h.changed(ctx, saved.Name)
+		writeJSON(w, http.StatusOK, h.shape(saved, next, v))
+		return nil
+	}
+}
+
+func (h *handler) createRegistry(w http.ResponseWriter, r *http.Request, rt route, v model.APIVersion, body []byte) error {
+	ctx := r.Context()
+	if err := model.ValidateName(rt.name); err != nil {
+		return err
+	}
+	if _, err := h.o.Meta.GetResource(ctx, groupID(rt.sub, rt.rg)); errors.Is(err, meta.ErrNotFound) {
+		return groupNotFound(rt.rg)
+	} else if err != nil {
+		return err
+	}
+	if _, err := h.o.Meta.GetRegistry(ctx, rt.name); err == nil {
+		return nameInUse(rt.name)
+	} else if !errors.Is(err, meta.ErrNotFound) {
+		return err
+	}
+	base := model.Defaults()
+	next, err := model.Decode(body, v, base)
+	if err != nil {
+		return err
+	}
+	if err := model.Validate(nil, next, model.ValidationContext{IPRuleQuota: h.o.IPRuleQuota}); err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	next.Properties.LoginServer = h.loginServer(rt.name)
+	next.Properties.CreationDate = now
+	next.Properties.ProvisioningState = model.ProvisioningSucceeded
+	if next.Properties.Policies.RetentionPolicy != base.Properties.Policies.RetentionPolicy {
+		next.Properties.Policies.RetentionPolicy.LastUpdatedTime = now
+	}
+	rec, err := record(meta.Registry{Name: strings.ToLower(rt.name), ResourceID: registryID(rt.sub, rt.rg, rt.name)}, next)
+	if err != nil {
+		return err
+	}
+	saved, err := h.o.Meta.CreateRegistry(ctx, rec)
+	if errors.Is(err, meta.ErrAlreadyExists) {
+		return nameInUse(rt.name)
+	}
+	if err != nil {
+		return err
+	}
+	h.changed(ctx, saved.Name)
+	writeJSON(w, http.StatusCreated, h.shape(saved, next, v))
+	return nil
+}
+
+func nameInUse(name string) error {
+	return &apiError{status: http.StatusConflict, code: model.CodeRegistryNameInUse, target: "name",
+		message: fmt.Sprintf("the registry name '%s' is already in use in this deployment", name)}
+}
+
+// record puts reg into the stored form, keeping the record's name, id and
+// version.
+func record(rec meta.Registry, reg model.Registry) (meta.Registry, error) {
+	props, err := reg.MarshalProperties()
+	if err != nil {
+		return meta.Registry{}, fmt.Errorf("encoding registry properties: %w", err)
+	}
+	var tags []byte
+	if reg.Tags != nil {
+		if tags, err = json.Marshal(reg.Tags); err != nil {
+			return meta.Registry{}, fmt.Errorf("encoding registry tags: %w", err)
+		}
+	}
+	rec.Location, rec.SKU, rec.Properties, rec.Tags = reg.Location, reg.SKU, props, tags
+	return rec, nil
+}
+
+func (h *handler) validationContext(ctx context.Context, regID string) (model.ValidationContext, error) {
+	pipes, err := h.o.Meta.ListResources(ctx, regID, exportPipelineType)
+	if err != nil {
+		return model.ValidationContext{}, err
+	}
+	return model.ValidationContext{IPRuleQuota: h.o.IPRuleQuota, HasExportPipelines: len(pipes) > 0}, nil
+}
+
+func (h *handler) deleteRegistry(w http.ResponseWriter, r *http.Request, rt route) error {
+	ctx := r.Context()
+	stored, _, err := h.load(ctx, rt)
+	var ae *apiError
+	if errors.As(err, &ae) && ae.status == http.StatusNotFound {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := h.o.Meta.DeleteRegistry(ctx, stored.Name); err != nil && !errors.Is(err, meta.ErrNotFound) {
+		return err
+	}
+	// Child resources (pipelines, private endpoint connections) go with it.
+	children, err := h.o.Meta.ListResources(ctx, stored.ResourceID, "")
+	if err != nil {
+		return err
+	}
+	for _, c := range children {
+		if err := h.o.Meta.DeleteResource(ctx, c.ID); err != nil && !errors.Is(err, meta.ErrNotFound) {
+			return err
+		}
+	}
+	h.changed(ctx, stored.Name)
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// registriesUnder lists stored registries whose lower-cased id starts with
+// prefix, by name.
+func (h *handler) registriesUnder(ctx context.Context, prefix string) ([]meta.Registry, error) {
+	all, err := h.o.Meta.ListRegistries(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []meta.Registry
+	for _, reg := range all {
+		if strings.HasPrefix(strings.ToLower(reg.ResourceID), prefix) {
+			out = append(out, reg)
+		}
+	}
+	return out, nil
+}
+
+func (h *handler) listRegistries(w http.ResponseWriter, r *http.Request, rt route, v model.APIVersion) error {
+	prefix := strings.ToLower("/subscriptions/" + rt.sub + "/resourceGroups/")
+	if rt.rg != "" {
+		prefix = strings.ToLower(groupID(rt.sub, rt.rg) + "/providers/" + providerNS + "/registries/")
+	}
+	regs, err := h.registriesUnder(r.Context(), prefix)
+	if err != nil {
+		return err
+	}
+	items := make([]any, 0, len(regs))
+	for _, stored := range regs {
+		reg, err := h.decodeStored(stored)
+		if err != nil {
+			return err
+		}
+		items = append(items, h.shape(stored, reg, v))
+	}
+	h.writePage(w, r, items)
+	return nil
+}
+
+// writePage answers one page of items with ARM's value/nextLink. The
+// $skipToken is the offset of the page; lists are ordered by name, so a
+// page boundary moves only when items are created or deleted meanwhile.
+func (h *handler) writePage(w http.ResponseWriter, r *http.Request, items []any) {
+	start := 0
+	q := r.URL.Query()
+	if tok := q.Get("$skipToken"); tok != "" {
+		if n, err := strconv.Atoi(tok); err == nil && n >= 0 {
+			start = min(n, len(items))
+		}
+	}
+	end := min(start+h.pageSize, len(items))
+	out := map[string]any{"value": items[start:end]}
+	if end < len(items) {
+		q.Set("$skipToken", strconv.Itoa(end))
+		u := url.URL{Path: r.URL.Path, RawQuery: q.Encode()}
+		out["nextLink"] = baseURL(r) + u.String()
+	}
+	writeJSON(w, http.StatusOK, out)
+}
