@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moat-registry/moat/internal/netrule"
 	"github.com/moat-registry/moat/internal/storage/meta"
 )
 
@@ -34,35 +35,42 @@ type registryEntry struct {
 	reg     meta.Registry
 	found   bool
 	expires time.Time
+	// policy is the registry's compiled network policy; policyErr is set
+	// instead when its configuration does not compile (requests are then
+	// refused).
+	policy    *netrule.Policy
+	policyErr error
 }
 
 func newRegistryCache(ttl time.Duration, maxEntries int) *registryCache {
 	return &registryCache{ttl: ttl, max: maxEntries, m: make(map[string]registryEntry)}
 }
 
-// lookup returns the registry named name (lower-case), from the cache or the
-// store. A registry that does not exist is meta.ErrNotFound; other store
-// errors are returned and not cached.
-func (c *registryCache) lookup(ctx context.Context, store meta.Store, name string, now time.Time) (meta.Registry, error) {
+// lookup returns the registry named name (lower-case) with its compiled
+// network policy, from the cache or the store. A registry that does not exist
+// is meta.ErrNotFound; other store errors are returned and not cached.
+func (c *registryCache) lookup(ctx context.Context, store meta.Store, name string, now time.Time) (registryEntry, error) {
 	c.mu.RLock()
 	e, ok := c.m[name]
 	c.mu.RUnlock()
 	if ok && now.Before(e.expires) {
 		if !e.found {
-			return meta.Registry{}, meta.ErrNotFound
+			return registryEntry{}, meta.ErrNotFound
 		}
-		return e.reg, nil
+		return e, nil
 	}
 	reg, err := store.GetRegistry(ctx, name)
 	switch {
 	case err == nil:
-		c.put(name, registryEntry{reg: reg, found: true, expires: now.Add(c.ttl)}, now)
-		return reg, nil
+		e := registryEntry{reg: reg, found: true, expires: now.Add(c.ttl)}
+		e.policy, e.policyErr = compilePolicy(reg)
+		c.put(name, e, now)
+		return e, nil
 	case errors.Is(err, meta.ErrNotFound):
 		c.put(name, registryEntry{expires: now.Add(c.ttl)}, now)
-		return meta.Registry{}, meta.ErrNotFound
+		return registryEntry{}, meta.ErrNotFound
 	default:
-		return meta.Registry{}, err
+		return registryEntry{}, err
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"runtime/debug"
 	"strings"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/moat-registry/moat/internal/clientip"
 	"github.com/moat-registry/moat/internal/identity"
 	"github.com/moat-registry/moat/internal/manifest"
 	"github.com/moat-registry/moat/internal/storage/blob"
@@ -163,6 +161,8 @@ type request struct {
 	login     string // the registry's login server
 	principal string
 	decision  string
+	netStep   string // the network decision's step (netrule.Step)
+	netReason string // why the network decision refused, when it did
 	err       *apiError
 }
 
@@ -202,12 +202,18 @@ func (h *Handler) serve(q *request) {
 		q.Header()["Docker-Distribution-Api-Version"] = apiVersionHeader
 	}
 	q.registry, q.login = h.registryFor(r.Host)
-	if _, err := h.registries.lookup(r.Context(), h.meta, q.registry, h.now()); err != nil {
+	entry, err := h.registries.lookup(r.Context(), h.meta, q.registry, h.now())
+	if err != nil {
 		if errors.Is(err, meta.ErrNotFound) {
 			q.fail(errorf(codeNameUnknown, "registry %q does not exist", q.registry))
 			return
 		}
 		q.failErr(fmt.Errorf("looking up registry %q: %w", q.registry, err), nil)
+		return
+	}
+	// The network decision comes before everything else the request asks
+	// for, the token endpoint included.
+	if !h.checkNetwork(q, entry) {
 		return
 	}
 	if !methodAllowed(q.route.Kind, r.Method) {
@@ -386,7 +392,7 @@ func (h *Handler) finish(q *request, start time.Time) {
 	if !h.log.Enabled(ctx, level) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 13)
+	attrs := make([]slog.Attr, 0, 15)
 	attrs = append(attrs,
 		slog.String("method", q.r.Method),
 		slog.String("path", q.r.URL.Path),
@@ -399,7 +405,11 @@ func (h *Handler) finish(q *request, start time.Time) {
 		slog.String("client_ip", clientAddr(q.r)),
 		slog.String("principal", q.principal),
 		slog.String("decision", q.decision),
+		slog.String("network", q.netStep),
 	)
+	if q.netReason != "" {
+		attrs = append(attrs, slog.String("network_reason", q.netReason))
+	}
 	if q.err != nil {
 		attrs = append(attrs, slog.String("error_code", q.err.Code.Code))
 		if q.err.Cause != nil {
@@ -412,11 +422,8 @@ func (h *Handler) finish(q *request, start time.Time) {
 // clientAddr is the client address the server resolved (see clientip), or
 // the TCP peer when none was stored.
 func clientAddr(r *http.Request) string {
-	if a, ok := clientip.From(r.Context()); ok {
+	if a := requestIP(r); a.IsValid() {
 		return a.String()
-	}
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
 	}
 	return r.RemoteAddr
 }

@@ -1,0 +1,72 @@
+package dataplane
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+
+	"github.com/moat-registry/moat/internal/clientip"
+	"github.com/moat-registry/moat/internal/model"
+	"github.com/moat-registry/moat/internal/netrule"
+	"github.com/moat-registry/moat/internal/storage/meta"
+)
+
+// compilePolicy builds the network policy of a stored registry, once per
+// cache fill (the registry cache is invalidated on every change). A registry
+// whose configuration cannot be compiled gets an error instead of a policy:
+// its requests are refused (fail closed).
+func compilePolicy(reg meta.Registry) (*netrule.Policy, error) {
+	m, err := model.UnmarshalStored(reg.Location, reg.SKU, reg.Properties, reg.Tags)
+	if err != nil {
+		return nil, fmt.Errorf("reading the network configuration of registry %q: %w", reg.Name, err)
+	}
+	// Private endpoints arrive with their listeners; none are connected yet.
+	p, err := netrule.Compile(m, nil)
+	if err != nil {
+		return nil, fmt.Errorf("compiling the network rules of registry %q: %w", reg.Name, err)
+	}
+	return p, nil
+}
+
+// requestIP is the client address the server resolved (see clientip), or
+// the TCP peer when none was stored (a Handler served without the server,
+// as in tests). An address that does not parse is the zero Addr, which
+// netrule refuses wherever an address matters.
+func requestIP(r *http.Request) netip.Addr {
+	if a, ok := clientip.From(r.Context()); ok {
+		return a
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+// checkNetwork makes the network decision of DESIGN §3 for q before any
+// authentication or handler runs, and answers 403 DENIED when it refuses.
+// The caller is not known yet at this point, so trusted-service bypasses
+// (which need a managed identity's token) do not apply here.
+func (h *Handler) checkNetwork(q *request, e registryEntry) bool {
+	ip := requestIP(q.r)
+	if e.policyErr != nil {
+		q.decision = decisionDenied
+		q.netReason = "network configuration unreadable"
+		q.fail(&apiError{Code: codeDenied, Message: netrule.DeniedMessage(ip), Cause: e.policyErr})
+		return false
+	}
+	d := e.policy.Decide(netrule.Request{ClientIP: ip})
+	q.netStep = d.Step.String()
+	if d.Allowed {
+		return true
+	}
+	q.decision = decisionDenied
+	q.netReason = d.Reason
+	q.fail(&apiError{Code: codeDenied, Message: netrule.DeniedMessage(ip)})
+	return false
+}
