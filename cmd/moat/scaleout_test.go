@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -124,7 +125,60 @@ func TestTwoReplicasOnPostgresAndAzureBlob(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Docker-Content-Digest") != want.String() {
 		t.Fatalf("replica B with A's token: status %d digest %q", resp.StatusCode, resp.Header.Get("Docker-Content-Digest"))
 	}
+
+	// A configuration change made through replica A's management API reaches
+	// replica B within a second (its registry cache alone would take 5 s).
+	form := "grant_type=password&client_id=04b07795-8ddb-461a-bbee-02f9e1bf7b46&username=admin&password=" + password +
+		"&scope=https%3A%2F%2Fmanagement.core.windows.net%2F%2F.default+openid"
+	resp, err = http.Post(urls[0]+"/organizations/oauth2/v2.0/token", "application/x-www-form-urlencoded", strings.NewReader(form))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mgmt struct {
+		AccessToken string `json:"access_token"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&mgmt)
+	_ = resp.Body.Close()
+	if err != nil || mgmt.AccessToken == "" {
+		t.Fatalf("management token from replica A: status %d, %v", resp.StatusCode, err)
+	}
+	// Warm B's cache, so that only a notification can make it see the change.
+	if code := getStatus(t, urls[1]+"/v2/", password); code != http.StatusOK {
+		t.Fatalf("replica B before the change: %d", code)
+	}
+	patch, _ := http.NewRequest(http.MethodPatch, urls[0]+"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/moat/providers/Microsoft.ContainerRegistry/registries/moat?api-version=2023-07-01",
+		strings.NewReader(`{"properties":{"networkRuleSet":{"defaultAction":"Deny","ipRules":[]}}}`))
+	patch.Header.Set("Authorization", "Bearer "+mgmt.AccessToken)
+	patch.Header.Set("Content-Type", "application/json")
+	resp, err = http.DefaultClient.Do(patch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PATCH through replica A: %d", resp.StatusCode)
+	}
+	changed := time.Now()
+	for getStatus(t, urls[1]+"/v2/", password) != http.StatusForbidden {
+		if time.Since(changed) > time.Second {
+			t.Fatal("replica B still admits 127.0.0.1 a second after the firewall closed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("replica B refused %v after the change", time.Since(changed).Round(time.Millisecond))
 	for _, p := range procs {
 		p.stop(t)
 	}
+}
+
+func getStatus(t *testing.T, url, password string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.SetBasicAuth("admin", password)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode
 }

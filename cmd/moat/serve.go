@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -223,11 +222,9 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 		return err
 	}
 	mgmt := newManagementPlane(o, planeDeps{
-		meta: metaStore,
-		ids:  ids,
-		onRegistryChange: func(_ context.Context, name string) {
-			plane.Invalidate(name)
-		},
+		meta:             metaStore,
+		ids:              ids,
+		onRegistryChange: announceRegistryChange(metaStore, plane, logger),
 	}, logger)
 	srv, err := server.New(server.Config{
 		TLS:             tlsConf,
@@ -250,12 +247,9 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 		"domain", o.domain, "data_dir", dataDir, "ca", caPath, "admin_user", identity.AdminName, "admin_password", adminNote)
 	printBanner(stderr, url, o, caPath, adminNote)
 
-	purgeCtx, stopPurge := context.WithCancel(ctx)
-	var purging sync.WaitGroup
-	purging.Go(func() { purgeLoop(purgeCtx, plane, o.uploadTTL, logger) })
+	bg := startBackground(ctx, metaStore, plane, o.uploadTTL, logger)
 	defer func() {
-		stopPurge()
-		purging.Wait()
+		bg.stop()
 		logger.Debug("closing the stores")
 	}()
 

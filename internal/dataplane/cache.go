@@ -29,6 +29,10 @@ type registryCache struct {
 	max int
 	mu  sync.RWMutex
 	m   map[string]registryEntry
+	// gen counts invalidations. A lookup that read the store before an
+	// invalidation must not cache what it read after it: the read may be
+	// older than the change that caused the invalidation.
+	gen uint64
 }
 
 type registryEntry struct {
@@ -52,6 +56,7 @@ func newRegistryCache(ttl time.Duration, maxEntries int) *registryCache {
 func (c *registryCache) lookup(ctx context.Context, store meta.Store, name string, now time.Time) (registryEntry, error) {
 	c.mu.RLock()
 	e, ok := c.m[name]
+	gen := c.gen
 	c.mu.RUnlock()
 	if ok && now.Before(e.expires) {
 		if !e.found {
@@ -64,19 +69,22 @@ func (c *registryCache) lookup(ctx context.Context, store meta.Store, name strin
 	case err == nil:
 		e := registryEntry{reg: reg, found: true, expires: now.Add(c.ttl)}
 		e.policy, e.policyErr = compilePolicy(reg)
-		c.put(name, e, now)
+		c.put(name, e, gen, now)
 		return e, nil
 	case errors.Is(err, meta.ErrNotFound):
-		c.put(name, registryEntry{expires: now.Add(c.ttl)}, now)
+		c.put(name, registryEntry{expires: now.Add(c.ttl)}, gen, now)
 		return registryEntry{}, meta.ErrNotFound
 	default:
 		return registryEntry{}, err
 	}
 }
 
-func (c *registryCache) put(name string, e registryEntry, now time.Time) {
+func (c *registryCache) put(name string, e registryEntry, gen uint64, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if gen != c.gen {
+		return // invalidated while we read: what we read may be stale
+	}
 	if _, ok := c.m[name]; !ok && len(c.m) >= c.max {
 		for k, v := range c.m {
 			if !now.Before(v.expires) {
@@ -94,6 +102,16 @@ func (c *registryCache) put(name string, e registryEntry, now time.Time) {
 func (c *registryCache) invalidate(name string) {
 	c.mu.Lock()
 	delete(c.m, name)
+	c.gen++
+	c.mu.Unlock()
+}
+
+// invalidateAll forgets every lookup (after a break in change
+// notifications, when any registry may have changed unseen).
+func (c *registryCache) invalidateAll() {
+	c.mu.Lock()
+	clear(c.m)
+	c.gen++
 	c.mu.Unlock()
 }
 

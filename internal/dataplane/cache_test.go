@@ -95,3 +95,48 @@ func TestKeyedMutex(t *testing.T) {
 		t.Errorf("%d locks left behind", len(k.m))
 	}
 }
+
+// racingStore invalidates the cache between reading a registry and
+// returning it, as a change notification arriving mid-lookup would.
+type racingStore struct {
+	meta.Store
+	c     *registryCache
+	reads atomic.Int32
+}
+
+func (s *racingStore) GetRegistry(ctx context.Context, name string) (meta.Registry, error) {
+	s.reads.Add(1)
+	r, err := s.Store.GetRegistry(ctx, name)
+	s.c.invalidate(name)
+	return r, err
+}
+
+// TestRegistryCache_InvalidationDuringLookupIsNotOverwritten: a lookup that
+// read the store before an invalidation does not cache its (possibly stale)
+// answer; InvalidateAll forgets everything.
+func TestRegistryCache_InvalidationDuringLookupIsNotOverwritten(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	c := newRegistryCache(time.Minute, 10)
+	rs := &racingStore{Store: e.meta, c: c}
+	now := time.Now()
+	for range 2 {
+		if _, err := c.lookup(ctx, rs, "moat", now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := rs.reads.Load(); n != 2 {
+		t.Fatalf("store read %d times, want 2 (the raced answer must not be cached)", n)
+	}
+	// Without the race the answer is cached, and InvalidateAll drops it.
+	if _, err := c.lookup(ctx, e.meta, "moat", now); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.m) != 1 {
+		t.Fatalf("cache has %d entries, want 1", len(c.m))
+	}
+	c.invalidateAll()
+	if len(c.m) != 0 {
+		t.Fatalf("InvalidateAll left %d entries", len(c.m))
+	}
+}

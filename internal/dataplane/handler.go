@@ -106,6 +106,12 @@ func (h *Handler) Invalidate(name string) {
 	h.registries.invalidate(strings.ToLower(name))
 }
 
+// InvalidateAll drops every cached registry lookup; other replicas' changes
+// may have been missed while change notifications were interrupted.
+func (h *Handler) InvalidateAll() {
+	h.registries.invalidateAll()
+}
+
 // PurgeUploads removes uploads not touched for olderThan (their bytes and
 // their records) and returns how many it removed. The server calls it
 // periodically; it is safe to run on several replicas at once.
