@@ -82,13 +82,22 @@ func onlyZeroSuffixRanges(h string) bool {
 	if !ok {
 		return false
 	}
+	// Parsed as net/http parses it: blanks around ranges and around their
+	// ends are trimmed ("- 0" is "-0"), empty ranges are skipped.
+	zero := false
 	for _, r := range strings.Split(spec, ",") {
 		r = strings.TrimSpace(r)
-		if len(r) < 2 || r[0] != '-' || strings.Trim(r[1:], "0") != "" {
+		if r == "" {
+			continue
+		}
+		suffix, ok := strings.CutPrefix(r, "-")
+		suffix = strings.TrimSpace(suffix)
+		if !ok || suffix == "" || strings.Trim(suffix, "0") != "" {
 			return false
 		}
+		zero = true
 	}
-	return true
+	return zero
 }
 
 // setBlobHeaders sets the headers of a successful blob GET or HEAD.

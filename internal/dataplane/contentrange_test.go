@@ -99,7 +99,7 @@ func TestExactReader(t *testing.T) {
 
 func TestOnlyZeroSuffixRanges(t *testing.T) {
 	for h, want := range map[string]bool{
-		"bytes=-0": true, "bytes=-000": true, "bytes=-0, -0": true,
+		"bytes=-0": true, "bytes=-000": true, "bytes=-0, -0": true, "bytes=- 0": true, "bytes= -\t0 ": true, "bytes=,-0": true, "bytes=,": false,
 		"bytes=-1": false, "bytes=0-0": false, "bytes=-0,0-1": false, "bytes=-": false,
 		"items=-0": false, "": false, "bytes=": false,
 	} {
