@@ -1,5 +1,7 @@
-// Command moat is the one moat binary: `moat serve` runs the registry, and
-// `moat version` says which build this is. The commands own flags and
+// Command moat is the one moat binary: `moat serve` runs the registry,
+// `moat version` says which build this is, and the az-style client commands
+// (login, logout, group, acr, resource, deployment; cli_*.go) manage a
+// deployment through its ARM-compatible API. The commands own flags and
 // output only; what they do lives in internal packages that the tests use
 // directly.
 package main
@@ -24,7 +26,7 @@ func main() {
 		// One clear line; cobra's own error printing and usage are silenced,
 		// and several errors (errors.Join) are put on that one line.
 		fmt.Fprintf(os.Stderr, "moat: %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -39,6 +41,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newServeCmd(stderr), newVersionCmd(stdout))
+	addClientCommands(root, stdout, stderr)
 	return root
 }
 
