@@ -49,6 +49,7 @@ type serveOptions struct {
 	logLevel        string
 	logFormat       string
 	trustedProxies  []netip.Prefix
+	proxyProtocol   bool
 	shutdownTimeout time.Duration
 	uploadTTL       time.Duration
 	maxManifestSize int64
@@ -68,6 +69,7 @@ func (o *serveOptions) register(f *pflag.FlagSet) {
 	f.Var(config.NewEnum(&o.logLevel, "info", "debug", "info", "warn", "error"), "log-level", "log level")
 	f.Var(config.NewEnum(&o.logFormat, "text", "text", "json"), "log-format", "log format")
 	f.Var(config.NewPrefixes(&o.trustedProxies), "trusted-proxies", "comma-separated CIDRs of proxies whose X-Forwarded-For is trusted (default none)")
+	f.BoolVar(&o.proxyProtocol, "proxy-protocol", false, "read a PROXY protocol v1/v2 header from --trusted-proxies (required from them); refuse it from anyone else")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish after SIGTERM/SIGINT")
 	f.DurationVar(&o.uploadTTL, "upload-ttl", 24*time.Hour, "uploads idle longer than this are removed")
 	f.Var(config.NewByteSize(&o.maxManifestSize, 4<<20), "max-manifest-size", "largest manifest accepted (e.g. 4MiB)")
@@ -93,6 +95,8 @@ func (o *serveOptions) validate() error {
 		return fmt.Errorf("--upload-ttl must be positive, not %s", o.uploadTTL)
 	case o.maxManifestSize <= 0:
 		return errors.New("--max-manifest-size must be positive")
+	case o.proxyProtocol && len(o.trustedProxies) == 0:
+		return errors.New("--proxy-protocol needs --trusted-proxies: only those proxies may send the header")
 	}
 	if _, _, err := net.SplitHostPort(o.listen); err != nil {
 		return fmt.Errorf("--listen %q: want host:port: %w", o.listen, err)
@@ -229,6 +233,7 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 	srv, err := server.New(server.Config{
 		TLS:             tlsConf,
 		TrustedProxies:  o.trustedProxies,
+		ProxyProtocol:   o.proxyProtocol,
 		Ready:           metaStore.Ping,
 		Metrics:         metrics,
 		ShutdownTimeout: o.shutdownTimeout,

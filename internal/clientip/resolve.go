@@ -124,3 +124,12 @@ func contains(prefixes []netip.Prefix, a netip.Addr) bool {
 	}
 	return false
 }
+
+// Trusts reports whether the peer a is a trusted proxy. A nil Resolver
+// trusts nobody.
+func (r *Resolver) Trusts(a netip.Addr) bool {
+	if r == nil {
+		return false
+	}
+	return contains(r.trusted, a.Unmap().WithZone(""))
+}

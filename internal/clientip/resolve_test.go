@@ -124,3 +124,25 @@ func FuzzResolve(f *testing.F) {
 		}
 	})
 }
+
+func TestTrusts(t *testing.T) {
+	r := NewResolver(prefixes(t, "10.0.0.0/8", "::1/128"))
+	for _, tt := range []struct {
+		addr string
+		want bool
+	}{
+		{"10.1.2.3", true},
+		{"::ffff:10.1.2.3", true},
+		{"::1", true},
+		{"11.0.0.1", false},
+		{"::2", false},
+	} {
+		if got := r.Trusts(netip.MustParseAddr(tt.addr)); got != tt.want {
+			t.Errorf("Trusts(%s) = %v, want %v", tt.addr, got, tt.want)
+		}
+	}
+	var nilR *Resolver
+	if nilR.Trusts(netip.MustParseAddr("10.0.0.1")) {
+		t.Error("a nil Resolver trusts a peer")
+	}
+}

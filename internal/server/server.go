@@ -7,7 +7,9 @@
 //
 //   - Every request reaching the data plane carries its client address in
 //     the context (clientip.With): the TCP peer, or, only when that peer is a
-//     trusted proxy, the address it reports in X-Forwarded-For.
+//     trusted proxy, the address it reports in X-Forwarded-For. With
+//     ProxyProtocol the peer is the source a trusted proxy's PROXY header
+//     names (proxyproto.go); anyone else sending such a header is cut off.
 //   - Only the exact paths /healthz, /readyz and /metrics are answered here;
 //     every other path and method goes to the data plane untouched (no path
 //     cleaning or redirects), so the data plane sees what the client sent.
@@ -56,6 +58,10 @@ type Config struct {
 	TLS *tls.Config
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+	// ProxyProtocol reads a PROXY protocol (v1 or v2) header from every
+	// connection of a trusted proxy and takes its source as the peer; see
+	// proxyproto.go for the policy. It needs TrustedProxies.
+	ProxyProtocol bool
 	// Ready reports whether the process can serve requests (/readyz); nil
 	// means always ready.
 	Ready func(context.Context) error
@@ -90,6 +96,9 @@ func New(cfg Config, plane http.Handler) (*Server, error) {
 	}
 	if cfg.ShutdownTimeout < 0 || cfg.ReadHeaderTimeout < 0 || cfg.IdleTimeout < 0 {
 		return nil, errors.New("server: timeouts must not be negative")
+	}
+	if cfg.ProxyProtocol && len(cfg.TrustedProxies) == 0 {
+		return nil, errors.New("server: the PROXY protocol needs trusted proxies: only they may send the header")
 	}
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
@@ -203,6 +212,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // returns nil if they all did. Requests still running after that are cut
 // off and Serve returns an error saying so. Serve closes ln.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.cfg.ProxyProtocol {
+		ln = newProxyListener(ln, s.resolver.Trusts, s.cfg.ReadHeaderTimeout, s.logger)
+	}
 	hs := &http.Server{
 		Handler:           s,
 		TLSConfig:         s.cfg.TLS,

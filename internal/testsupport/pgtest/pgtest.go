@@ -139,6 +139,33 @@ func AdminDSN(t testing.TB) string {
 	return s.admin
 }
 
+// Restart stops the server with a fast shutdown (every session is
+// terminated and committed work is flushed, as in a planned restart), keeps
+// it down for down, and starts it again on the same address, for tests of
+// how clients recover. Only a cluster pgtest started can be restarted: with
+// MOAT_TEST_POSTGRES_DSN the test is skipped. Tests that restart the server
+// must not run in parallel with other tests of the same process.
+func Restart(t testing.TB, down time.Duration) {
+	t.Helper()
+	AdminDSN(t)
+	mu.Lock()
+	c := srv.cluster
+	mu.Unlock()
+	if c == nil {
+		t.Skipf("pgtest: the server comes from %s and is not ours to restart", EnvDSN)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	data := filepath.Join(c.dir, "data")
+	if out, err := c.run(ctx, "pg_ctl", "stop", "-D", data, "-m", "fast", "-w", "-t", "60"); err != nil {
+		t.Fatalf("pgtest: pg_ctl stop: %v\n%s", err, out)
+	}
+	time.Sleep(down)
+	if out, err := c.run(ctx, "pg_ctl", "start", "-D", data, "-w", "-t", "60", "-l", filepath.Join(c.dir, "server.log"), "-o", c.opts); err != nil {
+		t.Fatalf("pgtest: pg_ctl start: %v\n%s%s", err, out, c.log())
+	}
+}
+
 // get finds or starts the server once per process.
 func get() (*server, error) {
 	mu.Lock()
@@ -236,6 +263,7 @@ func withDatabase(dsn, name string) (string, error) {
 type cluster struct {
 	dir  string // data directory, also the unix socket directory
 	dsn  string
+	opts string              // the server options it was started with
 	cred *syscall.Credential // whom initdb and pg_ctl run as; nil: as us
 }
 
@@ -287,6 +315,7 @@ func startCluster(ctx context.Context) (*cluster, error) {
 		}, " ")
 		out, err := c.run(ctx, "pg_ctl", "start", "-D", data, "-w", "-t", "60", "-l", filepath.Join(dir, "server.log"), "-o", opts)
 		if err == nil {
+			c.opts = opts
 			c.dsn = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 			if err := c.watch(); err != nil {
 				return nil, errors.Join(err, c.stop())

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -135,5 +136,26 @@ func TestDSN_NoServer(t *testing.T) {
 		if !strings.Contains(string(out), c.wantOut) {
 			t.Errorf("CI=%q: child output lacks %q:\n%s", c.ci, c.wantOut, out)
 		}
+	}
+}
+
+func TestRestart_KeepsCommittedDataAndAddress(t *testing.T) {
+	dsn := DSN(t)
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx) //nolint:errcheck // the server closed it
+	if _, err := c.Exec(ctx, `CREATE TABLE t (v int); INSERT INTO t VALUES (42)`); err != nil {
+		t.Fatal(err)
+	}
+	Restart(t, 100*time.Millisecond)
+	if err := c.Ping(ctx); err == nil {
+		t.Fatal("a connection from before the restart still works: the server did not restart")
+	}
+	var v int
+	if err := connect(t, dsn).QueryRow(ctx, `SELECT v FROM t`).Scan(&v); err != nil || v != 42 {
+		t.Fatalf("after the restart: %d, %v", v, err)
 	}
 }
