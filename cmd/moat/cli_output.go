@@ -56,6 +56,11 @@ func exitCode(err error) int {
 	if errors.As(err, &ue) {
 		return 2
 	}
+	// A command with its own exit codes (moat check's 100) says so.
+	var coded interface{ ExitCode() int }
+	if errors.As(err, &coded) {
+		return coded.ExitCode()
+	}
 	msg := err.Error()
 	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "required flag", "accepts ", "requires at least", "invalid argument"} {
 		if strings.HasPrefix(msg, p) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -250,6 +251,8 @@ func TestExitCode(t *testing.T) {
 		{usagef("--name is required"), 2},
 		{errors.New(`unknown command "frob" for "moat"`), 2},
 		{errors.New("unknown flag: --frob"), 2},
+		{&checkError{code: 100, msg: "rules failed"}, 100},
+		{fmt.Errorf("wrapped: %w", &checkError{code: 100, msg: "rules failed"}), 100},
 	}
 	for _, c := range cases {
 		if got := exitCode(c.err); got != c.want {

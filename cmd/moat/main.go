@@ -40,7 +40,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCmd(stderr), newVersionCmd(stdout))
+	root.AddCommand(newServeCmd(stderr), newVersionCmd(stdout), newCheckCmd())
 	addClientCommands(root, stdout, stderr)
 	return root
 }

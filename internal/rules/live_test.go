@@ -1,0 +1,82 @@
+package rules
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/moat-registry/moat/internal/model"
+	"github.com/moat-registry/moat/internal/storage/meta"
+	"github.com/moat-registry/moat/internal/storage/meta/sqlite"
+)
+
+// TestLiveMatchesTemplate deploys (stores) the configuration each template
+// describes and checks that every rule gives the same outcome live.
+func TestLiveMatchesTemplate(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+
+	seed := model.Defaults()
+	seed.SKU = model.SKUPremium
+	seed.Properties.NetworkRuleSet = model.NetworkRuleSet{DefaultAction: model.ActionDeny, IPRules: []model.IPRule{{Action: model.ActionAllow, Value: "_PublicIPv4Address_"}}}
+	open := model.Defaults()
+	open.SKU = model.SKUPremium
+	open.Properties.AdminUserEnabled = true
+	loops := make([]model.Registry, 3)
+	for i := range loops {
+		loops[i] = model.Defaults()
+		loops[i].SKU = model.SKUPremium
+		if i != 1 {
+			loops[i].Properties.PublicNetworkAccess = model.Disabled
+			loops[i].Properties.NetworkRuleSet.DefaultAction = model.ActionDeny
+		}
+	}
+	deployed := map[string]model.Registry{
+		"seedregistry003": seed, "openregistry": open,
+		"loopregistry0": loops[0], "loopregistry1": loops[1], "loopregistry2": loops[2],
+	}
+	for name, reg := range deployed {
+		props, err := reg.MarshalProperties()
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := "/subscriptions/ffffffff-ffff-ffff-ffff-ffffffffffff/resourceGroups/ps-rule-test-rg/providers/Microsoft.ContainerRegistry/registries/" + name
+		if _, err := store.CreateRegistry(ctx, meta.Registry{Name: name, ResourceID: id, Location: "westeurope", SKU: reg.SKU, Properties: props}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	live, err := LoadLive(ctx, store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(live.Errors) > 0 || len(live.Targets) != len(deployed) {
+		t.Fatalf("live: %v, %d targets", live.Errors, len(live.Targets))
+	}
+	files := Load([]string{"testdata/seed003.parameters.json", "testdata/open.json", "testdata/loop.json"}, LoadOptions{})
+	if len(files.Errors) > 0 {
+		t.Fatal(files.Errors)
+	}
+	want := outcomes(t, files, nil)
+	got := outcomes(t, live, nil)
+	if len(want) != len(got) {
+		t.Fatalf("template gives %d results, live %d", len(want), len(got))
+	}
+	for k, w := range want {
+		if g, ok := got[k]; !ok || g.Outcome != w.Outcome {
+			t.Errorf("%s: template %s (%s), live %s (%s)", k, w.Outcome, w.Message(), g.Outcome, g.Message())
+		}
+	}
+
+	one, err := LoadLive(ctx, store, []string{"OpenRegistry"})
+	if err != nil || len(one.Targets) != 1 || one.Targets[0].Name != "openregistry" {
+		t.Fatalf("by name: %v %v", err, one)
+	}
+	if _, err := LoadLive(ctx, store, []string{"missing00"}); err == nil {
+		t.Error("a missing registry is not an error")
+	}
+}
