@@ -117,6 +117,9 @@ func (r *report) markdown() string {
 	w("| **bound**: sha256 and write of each 1 MiB chunk in one pass + fsync | **%.0f** |\n\n", r.bound.hashWrite.mbps())
 	w("A registry must hash and durably write every pushed byte, so push throughput is compared with\n")
 	w("the one-pass bound (the \"moat / bound\" column).\n\n")
+	w("The bound is taken once, on one 512 MiB file. A virtual disk may absorb such a burst much faster\n")
+	w("than it sustains the several GiB the push table writes; compare with a long fsync'd write such as\n")
+	w("`dd if=/dev/zero of=FILE bs=1M count=3072 conv=fsync` on the same disk before reading the ratio.\n\n")
 
 	w("## Blob push\n\n")
 	w("Monolithic is POST then one PUT with the body; chunked is POST, PATCH in %s chunks, then an empty\n", sizeLabel(c.chunk))
