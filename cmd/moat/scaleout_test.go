@@ -126,7 +126,7 @@ func TestTwoReplicasOnPostgresAndAzureBlob(t *testing.T) {
 		t.Fatalf("replica B with A's token: status %d digest %q", resp.StatusCode, resp.Header.Get("Docker-Content-Digest"))
 	}
 
-	// A configuration change made through replica A's management API reaches
+	// Disabling public network access through replica A's management API reaches
 	// replica B within a second (its registry cache alone would take 5 s).
 	form := "grant_type=password&client_id=04b07795-8ddb-461a-bbee-02f9e1bf7b46&username=admin&password=" + password +
 		"&scope=https%3A%2F%2Fmanagement.core.windows.net%2F%2F.default+openid"
@@ -147,7 +147,7 @@ func TestTwoReplicasOnPostgresAndAzureBlob(t *testing.T) {
 		t.Fatalf("replica B before the change: %d", code)
 	}
 	patch, _ := http.NewRequest(http.MethodPatch, urls[0]+"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/moat/providers/Microsoft.ContainerRegistry/registries/moat?api-version=2023-07-01",
-		strings.NewReader(`{"properties":{"networkRuleSet":{"defaultAction":"Deny","ipRules":[]}}}`))
+		strings.NewReader(`{"properties":{"publicNetworkAccess":"Disabled"}}`))
 	patch.Header.Set("Authorization", "Bearer "+mgmt.AccessToken)
 	patch.Header.Set("Content-Type", "application/json")
 	resp, err = http.DefaultClient.Do(patch)
@@ -161,7 +161,7 @@ func TestTwoReplicasOnPostgresAndAzureBlob(t *testing.T) {
 	changed := time.Now()
 	for getStatus(t, urls[1]+"/v2/", password) != http.StatusForbidden {
 		if time.Since(changed) > time.Second {
-			t.Fatal("replica B still admits 127.0.0.1 a second after the firewall closed")
+			t.Fatal("replica B still admits 127.0.0.1 a second after public network access was disabled")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
