@@ -4,18 +4,13 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	azarm "github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerregistry/armcontainerregistry"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -46,40 +41,11 @@ func TestFirewallConfiguredThroughManagementAPI(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	const password = "firewall-secret-1"
-	dataDir := filepath.Join(t.TempDir(), "data")
-	p, url := startMoat(t, []string{"MOAT_ADMIN_PASSWORD=" + password}, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
-	defer p.stop(t)
-	addr := strings.TrimPrefix(url, "https://")
-	_, port, _ := strings.Cut(addr, ":")
-	trusted := clientTrusting(t, filepath.Join(dataDir, "ca.pem"), addr)
+	m := startManagedMoat(t, password)
+	addr, port, trusted, cred, opts := m.addr, m.port, m.http, m.cred, m.opts
 	ctx := context.Background()
-	opts := azcore.ClientOptions{
-		Transport: trusted,
-		Cloud: cloud.Configuration{
-			ActiveDirectoryAuthorityHost: url + "/",
-			Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
-				cloud.ResourceManager: {Endpoint: url, Audience: "https://management.core.windows.net/"},
-			},
-		},
-	}
-	//nolint:staticcheck // deprecated in azidentity, still used by clients moat must serve
-	cred, err := azidentity.NewUsernamePasswordCredential("organizations", "04b07795-8ddb-461a-bbee-02f9e1bf7b46", "admin", password,
-		&azidentity.UsernamePasswordCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://management.core.windows.net//.default"}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const sub = "00000000-0000-0000-0000-000000000000"
-	req, _ := http.NewRequest(http.MethodPut, url+"/subscriptions/"+sub+"/resourcegroups/net?api-version=2021-04-01", strings.NewReader(`{"location":"local"}`))
-	req.Header.Set("Authorization", "Bearer "+tok.Token)
-	resp, err := trusted.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = resp.Body.Close()
+	m.putGroup(t, "net")
 
 	registries, err := armcontainerregistry.NewRegistriesClient(sub, cred, &azarm.ClientOptions{ClientOptions: opts, DisableRPRegistration: true})
 	if err != nil {

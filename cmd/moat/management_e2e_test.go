@@ -33,49 +33,13 @@ func TestManagementThroughAzureSDK(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	const password = "mgmt-secret-1"
-	dataDir := filepath.Join(t.TempDir(), "data")
-	p, url := startMoat(t, []string{"MOAT_ADMIN_PASSWORD=" + password}, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
-	defer p.stop(t)
-	addr := strings.TrimPrefix(url, "https://")
-	_, port, _ := strings.Cut(addr, ":")
-	httpClient := clientTrusting(t, filepath.Join(dataDir, "ca.pem"), addr)
+	m := startManagedMoat(t, password)
+	url, port, httpClient, cred, opts := m.url, m.port, m.http, m.cred, m.opts
 	ctx := context.Background()
-
-	opts := azcore.ClientOptions{
-		Transport: httpClient,
-		Cloud: cloud.Configuration{
-			ActiveDirectoryAuthorityHost: url + "/",
-			Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
-				cloud.ResourceManager: {Endpoint: url, Audience: "https://management.core.windows.net/"},
-			},
-		},
-	}
-	//nolint:staticcheck // deprecated in azidentity, still used by clients moat must serve
-	cred, err := azidentity.NewUsernamePasswordCredential("organizations", "04b07795-8ddb-461a-bbee-02f9e1bf7b46", "admin", password,
-		&azidentity.UsernamePasswordCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://management.core.windows.net//.default"}})
-	if err != nil {
-		t.Fatalf("token from moat's issuer: %v", err)
-	}
-
 	const sub = "00000000-0000-0000-0000-000000000000"
-	// The resource group, with a plain ARM call.
-	req, _ := http.NewRequest(http.MethodPut, url+"/subscriptions/"+sub+"/resourcegroups/team?api-version=2021-04-01", strings.NewReader(`{"location":"local"}`))
-	req.Header.Set("Authorization", "Bearer "+tok.Token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
-		t.Fatalf("resource group PUT: %d", resp.StatusCode)
-	}
+	m.putGroup(t, "team")
 	// Without a token: refused, in ARM's shape.
-	resp, err = httpClient.Get(url + "/subscriptions/" + sub + "/resourcegroups/team?api-version=2021-04-01")
+	resp, err := httpClient.Get(url + "/subscriptions/" + sub + "/resourcegroups/team?api-version=2021-04-01")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,5 +104,66 @@ func TestManagementThroughAzureSDK(t *testing.T) {
 	}
 	if _, err := remote.Head(ref, remoteOpts...); err == nil {
 		t.Fatal("the deleted registry still serves its manifest")
+	}
+}
+
+// managedMoat is a running `moat serve` (TLS from its local CA) with the
+// Azure SDK plumbing a management client needs: a transport trusting the CA
+// (dialling every host at moat), client options pointing azidentity and ARM
+// at moat, and the admin's credential from moat's own issuer.
+type managedMoat struct {
+	url, addr, port string
+	http            *http.Client
+	opts            azcore.ClientOptions
+	cred            azcore.TokenCredential
+	token           string
+}
+
+func startManagedMoat(t *testing.T, password string) *managedMoat {
+	t.Helper()
+	dataDir := filepath.Join(t.TempDir(), "data")
+	p, url := startMoat(t, []string{"MOAT_ADMIN_PASSWORD=" + password}, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
+	t.Cleanup(func() { p.stop(t) })
+	m := &managedMoat{url: url, addr: strings.TrimPrefix(url, "https://")}
+	_, m.port, _ = strings.Cut(m.addr, ":")
+	m.http = clientTrusting(t, filepath.Join(dataDir, "ca.pem"), m.addr)
+	m.opts = azcore.ClientOptions{
+		Transport: m.http,
+		Cloud: cloud.Configuration{
+			ActiveDirectoryAuthorityHost: url + "/",
+			Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
+				cloud.ResourceManager: {Endpoint: url, Audience: "https://management.core.windows.net/"},
+			},
+		},
+	}
+	//nolint:staticcheck // deprecated in azidentity, still used by clients moat must serve
+	cred, err := azidentity.NewUsernamePasswordCredential("organizations", "04b07795-8ddb-461a-bbee-02f9e1bf7b46", "admin", password,
+		&azidentity.UsernamePasswordCredentialOptions{ClientOptions: m.opts, DisableInstanceDiscovery: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.cred = cred
+	tok, err := cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{"https://management.core.windows.net//.default"}})
+	if err != nil {
+		t.Fatalf("token from moat's issuer: %v", err)
+	}
+	m.token = tok.Token
+	return m
+}
+
+// putGroup creates resource group rg with a plain ARM call.
+func (m *managedMoat) putGroup(t *testing.T, rg string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, m.url+"/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/"+rg+"?api-version=2021-04-01",
+		strings.NewReader(`{"location":"local"}`))
+	req.Header.Set("Authorization", "Bearer "+m.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := m.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		t.Fatalf("resource group PUT: %d", resp.StatusCode)
 	}
 }
