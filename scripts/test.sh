@@ -22,7 +22,7 @@ tools_dir="${MOAT_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/moat-tools}"
 
 # Packages whose code runs concurrently (and everything below them) get the
 # race detector.
-race_dirs=(internal/storage internal/dataplane internal/server internal/identity)
+race_dirs=(internal/storage internal/dataplane internal/server internal/identity internal/replica internal/arm)
 
 start_time=$(date +%s)
 log_dir="$(mktemp -d "${TMPDIR:-/tmp}/moat-test.XXXXXX")"
