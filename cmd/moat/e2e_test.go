@@ -70,6 +70,30 @@ type process struct {
 	done   chan error
 }
 
+// waitOutput waits up to 10 s until the process's output contains every one
+// of wants and returns it; it fails the test naming what never came.
+func (p *process) waitOutput(t *testing.T, wants ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out := p.output()
+		missing := ""
+		for _, w := range wants {
+			if !strings.Contains(out, w) {
+				missing = w
+				break
+			}
+		}
+		if missing == "" {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("output lacks %q:\n%s", missing, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func (p *process) output() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -211,14 +235,11 @@ func TestServeBinary(t *testing.T) {
 		t.Fatalf("url = %s", url)
 	}
 	addr := strings.TrimPrefix(url, "https://")
-	out := p.output()
 	caFile := filepath.Join(dataDir, "ca.pem")
 	pwFile := filepath.Join(dataDir, "admin-password")
-	for _, want := range []string{`"msg":"moat is serving"`, "clients must trust the CA in " + caFile, "password in " + pwFile, "v0.0.0-e2e"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("start-up output lacks %q:\n%s", want, out)
-		}
-	}
+	// The banner's first line reached us; the lines after it may still be on
+	// their way through the pipe.
+	out := p.waitOutput(t, `"msg":"moat is serving"`, "clients must trust the CA in "+caFile, "password in "+pwFile, "v0.0.0-e2e")
 
 	// The admin password file: 0600, and never printed.
 	fi, err := os.Stat(pwFile)
