@@ -347,7 +347,8 @@ func newACRCmd(cio cliIO) *cobra.Command {
 	list.Flags().StringVarP(&listGroup, "resource-group", "g", "", "resource group")
 
 	cmd.AddCommand(create, update, show, del, list, newNetworkRuleCmd(cio, &out), newACRConfigCmd(cio, &out),
-		newPrivateEndpointConnectionCmd(cio, &out))
+		newPrivateEndpointConnectionCmd(cio, &out), newImportCmd(cio, &out))
+	cmd.AddCommand(newAuditCmd(cio, &out), newCheckAccessCmd(cio, &out)) // cli_audit.go
 	return cmd
 }
 

@@ -220,6 +220,7 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 	if err != nil {
 		return fmt.Errorf("starting the data plane: %w", err)
 	}
+	defer func() { _ = plane.Close() }() // after serving stops, before the stores close: flushes audit records
 
 	tlsConf, caPath, err := setupTLS(o, dataDir, logger)
 	if err != nil {

@@ -11,6 +11,8 @@
 //	GET                 …/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/registries
 //	GET                 /subscriptions/{sub}/providers/Microsoft.ContainerRegistry/registries
 //	GET                 …/registries/{name}/listUsages
+//	GET                 …/registries/{name}/auditRecords        (moat extension, network.go)
+//	POST                …/registries/{name}/checkNetworkAccess  (moat extension, network.go)
 //	POST                /subscriptions/{sub}/providers/Microsoft.ContainerRegistry/checkNameAvailability
 //	GET                 /providers/Microsoft.ContainerRegistry/operations
 //

@@ -153,6 +153,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
+	if h.serveImport(w, r) { // import.go: importImage and its operations
+		return
+	}
+	if h.serveNetworkExtension(w, r) { // network.go: auditRecords, checkNetworkAccess
+		return
+	}
 	rt := parseRoute(r.URL.Path)
 	switch rt.kind {
 	case routeNone:

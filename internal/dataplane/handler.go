@@ -52,6 +52,7 @@ type Handler struct {
 	registries  *registryCache
 	uploads     keyedMutex
 	now         func() time.Time
+	audit       *auditor
 }
 
 // New returns a Handler over the given stores.
@@ -84,6 +85,10 @@ func New(opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	audit, err := newAuditor(opts.Meta, log, opts.Metrics)
+	if err != nil {
+		return nil, err
+	}
 	return &Handler{
 		meta:        opts.Meta,
 		blobs:       opts.Blobs,
@@ -97,6 +102,7 @@ func New(opts Options) (*Handler, error) {
 		registries:  newRegistryCache(registryCacheTTL, registryCacheMax),
 		uploads:     keyedMutex{m: map[string]*keyedLock{}},
 		now:         time.Now,
+		audit:       audit,
 	}, nil
 }
 

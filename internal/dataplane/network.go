@@ -57,6 +57,7 @@ func (h *Handler) checkNetwork(q *request, e registryEntry) bool {
 	if e.policyErr != nil {
 		q.decision = decisionDenied
 		q.netReason = "network configuration unreadable"
+		h.auditDenial(q, ip, "configuration-error", q.netReason, "")
 		q.fail(&apiError{Code: codeDenied, Message: netrule.DeniedMessage(ip), Cause: e.policyErr})
 		return false
 	}
@@ -67,6 +68,7 @@ func (h *Handler) checkNetwork(q *request, e registryEntry) bool {
 	}
 	q.decision = decisionDenied
 	q.netReason = d.Reason
+	h.auditDenial(q, ip, q.netStep, d.Reason, e.policy.Version())
 	q.fail(&apiError{Code: codeDenied, Message: netrule.DeniedMessage(ip)})
 	return false
 }

@@ -168,6 +168,7 @@ type SigningKey struct {
 // Store is the metadata store.
 type Store interface {
 	ResourceStore
+	AuditStore
 
 	// Close releases the store's resources.
 	Close() error

@@ -74,6 +74,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 	checks = append(checks, principalChecks...)
 	checks = append(checks, keyChecks...)
 	checks = append(checks, changeChecks...)
+	checks = append(checks, auditChecks...)
 	checks = append(checks, check{"Ping", func(e *env) {
 		if err := e.s.Ping(e.ctx); err != nil {
 			e.t.Fatalf("Ping: %v", err)

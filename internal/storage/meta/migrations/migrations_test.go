@@ -186,7 +186,7 @@ func TestApply_CreatesSchemaAndIsIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := []string{"blob_links", "changes", "leases", "manifest_refs", "manifests", "principals", "registries", "repositories", "resources", "schema_migrations", "signing_keys", "tags", "uploads"}
+	want := []string{"audit_records", "blob_links", "changes", "leases", "manifest_refs", "manifests", "principals", "registries", "repositories", "resources", "schema_migrations", "signing_keys", "tags", "uploads"}
 	if got := tables(t, db); !reflect.DeepEqual(got, want) {
 		t.Fatalf("tables = %q, want %q", got, want)
 	}
