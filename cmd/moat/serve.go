@@ -68,7 +68,7 @@ func (o *serveOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&o.domain, "domain", "localhost", "other registries are served at {name}.{domain}")
 	f.Var(config.NewEnum(&o.logLevel, "info", "debug", "info", "warn", "error"), "log-level", "log level")
 	f.Var(config.NewEnum(&o.logFormat, "text", "text", "json"), "log-format", "log format")
-	f.Var(config.NewPrefixes(&o.trustedProxies), "trusted-proxies", "comma-separated CIDRs of proxies whose X-Forwarded-For is trusted (default none)")
+	f.Var(config.NewPrefixes(&o.trustedProxies), "trusted-proxies", "comma-separated CIDRs of proxies whose X-Forwarded-For (or, with --proxy-protocol, PROXY header) is trusted (default none)")
 	f.BoolVar(&o.proxyProtocol, "proxy-protocol", false, "read a PROXY protocol v1/v2 header from --trusted-proxies (required from them); refuse it from anyone else")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish after SIGTERM/SIGINT")
 	f.DurationVar(&o.uploadTTL, "upload-ttl", 24*time.Hour, "uploads idle longer than this are removed")

@@ -13,6 +13,8 @@
 //	GET                 …/registries/{name}/listUsages
 //	GET                 …/registries/{name}/auditRecords        (moat extension, network.go)
 //	POST                …/registries/{name}/checkNetworkAccess  (moat extension, network.go)
+//	POST                …/registries/{name}/importImage         (long-running, import.go)
+//	GET                 …/registries/{name}/importOperations/{id} (its status, import.go)
 //	POST                /subscriptions/{sub}/providers/Microsoft.ContainerRegistry/checkNameAvailability
 //	GET                 /providers/Microsoft.ContainerRegistry/operations
 //
