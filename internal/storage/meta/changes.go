@@ -92,3 +92,47 @@ type Leaser interface {
 	// error.
 	Release(ctx context.Context, name, holder string) error
 }
+
+// PollChanges is the delivery loop every ChangeFeed implementation shares:
+// it reads the changes after seq last with fetch (at most batch per call),
+// sends them to out, and reads again at every tick of every and at every
+// wake-up, until ctx is done. A failed read is reported and retried at the
+// next tick from the same seq, so nothing is skipped; report(nil) says a
+// failing read works again. A read that fills the batch is followed at once
+// by the next.
+func PollChanges(ctx context.Context, last int64, batch int, every time.Duration, wake <-chan struct{},
+	fetch func(ctx context.Context, after int64) ([]Change, error), out chan<- Change, report func(error)) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	failing := false
+	for {
+		got, err := fetch(ctx, last)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			report(err)
+			failing = true
+		case failing:
+			report(nil)
+			failing = false
+		}
+		for _, c := range got {
+			select {
+			case out <- c:
+				last = c.Seq
+			case <-ctx.Done():
+				return
+			}
+		}
+		if len(got) == batch {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-wake:
+		}
+	}
+}

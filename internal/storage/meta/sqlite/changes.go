@@ -142,43 +142,15 @@ func (s *Store) subscribe(ctx context.Context, report func(error), every time.Du
 	return out, nil
 }
 
-// poll delivers the changes after seq last to out until ctx is done,
-// reading at every tick and wake-up; a failed read is reported and retried
-// at the next one, from the same seq, so nothing is skipped.
+// poll delivers the changes after seq last to out until ctx is done (see
+// meta.PollChanges).
 func (s *Store) poll(ctx context.Context, last int64, every time.Duration, wake <-chan struct{}, out chan<- meta.Change, report func(error)) {
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	failing := false
-	for {
-		batch, err := s.changesAfter(ctx, last)
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil:
-			report(fmt.Errorf("sqlite: poll changes: %w", err))
-			failing = true
-		case failing:
-			report(nil)
-			failing = false
+	meta.PollChanges(ctx, last, pollBatch, every, wake, s.changesAfter, out, func(err error) {
+		if err != nil {
+			err = fmt.Errorf("sqlite: poll changes: %w", err)
 		}
-		for _, c := range batch {
-			select {
-			case out <- c:
-				last = c.Seq
-			case <-ctx.Done():
-				return
-			}
-		}
-		if len(batch) == pollBatch {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		case <-wake:
-		}
-	}
+		report(err)
+	})
 }
 
 func (s *Store) changesAfter(ctx context.Context, seq int64) ([]meta.Change, error) {
