@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -173,8 +174,9 @@ type request struct {
 	login     string // the registry's login server
 	principal string
 	decision  string
-	netStep   string // the network decision's step (netrule.Step)
-	netReason string // why the network decision refused, when it did
+	ip        netip.Addr // the client address (requestIP), resolved once
+	netStep   string     // the network decision's step (netrule.Step)
+	netReason string     // why the network decision refused, when it did
 	err       *apiError
 }
 
@@ -199,6 +201,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r:            r,
 		route:        parseRoute(r.URL.Path),
 		decision:     decisionNone,
+		ip:           requestIP(r),
 	}
 	defer h.finish(q, start)
 	h.serve(q)
@@ -414,7 +417,7 @@ func (h *Handler) finish(q *request, start time.Time) {
 		slog.Duration("duration", elapsed),
 		slog.String("registry", q.registry),
 		slog.String("repository", q.route.Name),
-		slog.String("client_ip", clientAddr(q.r)),
+		slog.String("client_ip", clientAddr(q)),
 		slog.String("principal", q.principal),
 		slog.String("decision", q.decision),
 		slog.String("network", q.netStep),
@@ -433,11 +436,11 @@ func (h *Handler) finish(q *request, start time.Time) {
 
 // clientAddr is the client address the server resolved (see clientip), or
 // the TCP peer when none was stored.
-func clientAddr(r *http.Request) string {
-	if a := requestIP(r); a.IsValid() {
-		return a.String()
+func clientAddr(q *request) string {
+	if q.ip.IsValid() {
+		return q.ip.String()
 	}
-	return r.RemoteAddr
+	return q.r.RemoteAddr
 }
 
 // statusWriter records the status and the number of body bytes of a

@@ -53,7 +53,7 @@ func requestIP(r *http.Request) netip.Addr {
 // The caller is not known yet at this point, so trusted-service bypasses
 // (which need a managed identity's token) do not apply here.
 func (h *Handler) checkNetwork(q *request, e registryEntry) bool {
-	ip := requestIP(q.r)
+	ip := q.ip
 	if e.policyErr != nil {
 		q.decision = decisionDenied
 		q.netReason = "network configuration unreadable"
