@@ -33,6 +33,7 @@ import (
 
 	"github.com/moat-registry/moat/internal/manifest"
 	"github.com/moat-registry/moat/internal/model"
+	"github.com/moat-registry/moat/internal/netrule"
 	"github.com/moat-registry/moat/internal/storage/meta"
 )
 
@@ -344,12 +345,17 @@ func checkExport(src meta.Registry, target string) error {
 			"exports are disabled on registry '%s' (policies.exportPolicy.status: disabled); its artifacts cannot be imported into another registry", src.Name)
 	}
 	// As in ACR, import reaches a network-restricted registry only through
-	// the trusted-services bypass.
-	restricted := !strings.EqualFold(props.PublicNetworkAccess, model.Enabled) || !strings.EqualFold(props.NetworkRuleSet.DefaultAction, model.ActionAllow)
-	if restricted && !strings.EqualFold(props.NetworkRuleBypassOptions, model.BypassAzureServices) {
+	// the trusted-services bypass: ask the network decision itself, as the
+	// registry-import service, from no client address (so only a bypass or an
+	// open registry admits it).
+	pol, err := netrule.Compile(reg, nil)
+	if err != nil {
+		return fmt.Errorf("reading the network rules of registry %q: %w", src.Name, err)
+	}
+	if d := pol.Decide(netrule.Request{TrustedService: netrule.RegistryImport}); !d.Allowed {
 		return fail(KindNetworkRestricted, "source",
-			"registry '%s' restricts network access (publicNetworkAccess: %s, networkRuleSet.defaultAction: %s) and does not allow trusted services (networkRuleBypassOptions: %s); import from it is refused",
-			src.Name, props.PublicNetworkAccess, props.NetworkRuleSet.DefaultAction, props.NetworkRuleBypassOptions)
+			"registry '%s' restricts network access (%s) and does not allow trusted services (networkRuleBypassOptions: %s); import from it is refused",
+			src.Name, d.Reason, props.NetworkRuleBypassOptions)
 	}
 	return nil
 }
