@@ -409,63 +409,58 @@ func newNetworkRuleCmd(cio cliIO, out *outputOptions) *cobra.Command {
 		return v
 	}
 
-	var ar registryRef
-	var addIP string
-	add := &cobra.Command{
-		Use:   "add -n NAME [-g RG] --ip-address IP/CIDR",
-		Short: "Allow an IP address or CIDR range",
-		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlags("--ip-address", addIP); err != nil {
-				return err
-			}
-			return withRegistry(cmd, out, &ar, func(ctx context.Context, s *session, path string) error {
-				nrs, rules, err := ruleSet(ctx, s, path)
-				if err != nil {
+	// editCmd is add or remove: read the rule set, edit the list for the
+	// given address (edit says why it cannot), PATCH it back.
+	editCmd := func(use, short string, edit func(name, ip string, rules []any) ([]any, error)) *cobra.Command {
+		var ref registryRef
+		var ip string
+		c := &cobra.Command{
+			Use:   use,
+			Short: short,
+			Args:  noArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				if err := requireFlags("--ip-address", ip); err != nil {
 					return err
 				}
-				for _, r := range rules {
-					if ruleValue(r) == addIP {
-						return failf("IpRuleExists", "registry '%s' already allows %s", ar.name, addIP)
+				return withRegistry(cmd, out, &ref, func(ctx context.Context, s *session, path string) error {
+					nrs, rules, err := ruleSet(ctx, s, path)
+					if err != nil {
+						return err
 					}
-				}
-				return patch(ctx, s, path, nrs, append(rules, map[string]any{"action": "Allow", "value": addIP}))
-			})
-		},
+					edited, err := edit(ref.name, ip, rules)
+					if err != nil {
+						return err
+					}
+					return patch(ctx, s, path, nrs, edited)
+				})
+			},
+		}
+		ref.addFlags(c.Flags())
+		c.Flags().StringVar(&ip, "ip-address", "", "IPv4/IPv6 address or CIDR range")
+		return c
 	}
-	ar.addFlags(add.Flags())
-	add.Flags().StringVar(&addIP, "ip-address", "", "IPv4/IPv6 address or CIDR range")
-
-	var rr registryRef
-	var rmIP string
-	remove := &cobra.Command{
-		Use:   "remove -n NAME [-g RG] --ip-address IP/CIDR",
-		Short: "Remove an IP rule",
-		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlags("--ip-address", rmIP); err != nil {
-				return err
+	add := editCmd("add -n NAME [-g RG] --ip-address IP/CIDR", "Allow an IP address or CIDR range",
+		func(name, ip string, rules []any) ([]any, error) {
+			for _, r := range rules {
+				if ruleValue(r) == ip {
+					return nil, failf("IpRuleExists", "registry '%s' already allows %s", name, ip)
+				}
 			}
-			return withRegistry(cmd, out, &rr, func(ctx context.Context, s *session, path string) error {
-				nrs, rules, err := ruleSet(ctx, s, path)
-				if err != nil {
-					return err
+			return append(rules, map[string]any{"action": "Allow", "value": ip}), nil
+		})
+	remove := editCmd("remove -n NAME [-g RG] --ip-address IP/CIDR", "Remove an IP rule",
+		func(name, ip string, rules []any) ([]any, error) {
+			kept := []any{}
+			for _, r := range rules {
+				if ruleValue(r) != ip {
+					kept = append(kept, r)
 				}
-				kept := []any{}
-				for _, r := range rules {
-					if ruleValue(r) != rmIP {
-						kept = append(kept, r)
-					}
-				}
-				if len(kept) == len(rules) {
-					return failf("IpRuleNotFound", "registry '%s' has no IP rule %s", rr.name, rmIP)
-				}
-				return patch(ctx, s, path, nrs, kept)
-			})
-		},
-	}
-	rr.addFlags(remove.Flags())
-	remove.Flags().StringVar(&rmIP, "ip-address", "", "IPv4/IPv6 address or CIDR range")
+			}
+			if len(kept) == len(rules) {
+				return nil, failf("IpRuleNotFound", "registry '%s' has no IP rule %s", name, ip)
+			}
+			return kept, nil
+		})
 
 	var lr registryRef
 	list := &cobra.Command{
