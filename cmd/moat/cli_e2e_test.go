@@ -193,6 +193,8 @@ func TestCLIAgainstServe(t *testing.T) {
 		if out := cliOK(t, cfg, "acr", "network-rule", "list", "-n", "myregistry", "--query", "ipRules[].value", "-o", "tsv"); out != "203.0.113.0/24\n198.51.100.7\n" {
 			t.Fatalf("network-rule list: %q", out)
 		}
+		cliFails(t, cfg, 1, "moat: IpRuleExists: ", "acr", "network-rule", "add", "-n", "myregistry", "--ip-address", "198.51.100.7")
+		cliFails(t, cfg, 2, "moat: --ip-address is required", "acr", "network-rule", "remove", "-n", "myregistry")
 		cliOK(t, cfg, "acr", "network-rule", "remove", "-n", "myregistry", "--ip-address", "203.0.113.0/24")
 		cliFails(t, cfg, 1, "moat: IpRuleNotFound: ", "acr", "network-rule", "remove", "-n", "myregistry", "--ip-address", "203.0.113.0/24")
 		if out := cliOK(t, cfg, "acr", "network-rule", "list", "-n", "myregistry", "-o", "table"); !strings.Contains(out, "Allow   198.51.100.7") || strings.Contains(out, "203.0.113.0") {
