@@ -291,13 +291,19 @@ func (s *Service) VerifyEntraToken(ctx context.Context, raw string, audiences ..
 }
 
 // issuerTenant returns the tenant named by an issuer
-// scheme://host/<tenant>/v2.0, or "".
+// scheme://host/<tenant>/v2.0, or "". A path with percent-escapes names no
+// tenant: tenants are GUIDs or domain names, and an escaped segment such as
+// "%00" would otherwise decode into a tenant the issuer string never spelt.
 func issuerTenant(iss string) string {
 	u, err := url.Parse(iss)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return ""
 	}
-	tenant, ok := strings.CutSuffix(strings.TrimPrefix(u.Path, "/"), "/v2.0")
+	path := u.EscapedPath()
+	if strings.Contains(path, "%") {
+		return ""
+	}
+	tenant, ok := strings.CutSuffix(strings.TrimPrefix(path, "/"), "/v2.0")
 	if !ok || tenant == "" || strings.Contains(tenant, "/") {
 		return ""
 	}
