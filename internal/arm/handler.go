@@ -149,15 +149,26 @@ func parseRoute(path string) route {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if err := h.authorize(r); err != nil {
+	r, err := h.authorize(r)
+	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	if h.serveImport(w, r) { // import.go: importImage and its operations
-		return
-	}
-	if h.serveNetworkExtension(w, r) { // network.go: auditRecords, checkNetworkAccess
-		return
+	// Routes served outside parseRoute, each in its own file. Each answers
+	// and returns true for the paths it owns, false for any other.
+	for _, serve := range []func(http.ResponseWriter, *http.Request) bool{
+		h.serveImport,              // import.go: importImage and its operations
+		h.serveNetworkExtension,    // network.go: auditRecords, checkNetworkAccess
+		h.serveRoleAssignments,     // roles.go: Microsoft.Authorization
+		h.serveRegistryCredentials, // credentials.go: listCredentials, regenerateCredential
+		h.serveScopeMaps,           // scopemaps.go: scopeMaps, tokens
+		h.serveManagedIdentities,   // identities.go: service instances, userAssignedIdentities
+		h.servePrivateEndpoints,    // privateendpoints.go: Microsoft.Network, connections
+		h.serveDeployments,         // deployments.go: Microsoft.Resources/deployments
+	} {
+		if serve(w, r) {
+			return
+		}
 	}
 	rt := parseRoute(r.URL.Path)
 	switch rt.kind {
@@ -212,19 +223,21 @@ func (h *handler) methodNotAllowed(w http.ResponseWriter, r *http.Request, allow
 		"%s is not supported on %q; use %s", r.Method, r.URL.Path, strings.Join(allowed, ", ")))
 }
 
-// authorize fails closed: no hook, no access.
-func (h *handler) authorize(r *http.Request) error {
+// authorize fails closed: no hook, no access. It returns r with the caller
+// in its context (callerOf).
+func (h *handler) authorize(r *http.Request) (*http.Request, error) {
 	if h.o.Authorize == nil {
-		return newError(http.StatusUnauthorized, "AuthenticationFailed", "management requests are refused: no authorization is configured")
+		return r, newError(http.StatusUnauthorized, "AuthenticationFailed", "management requests are refused: no authorization is configured")
 	}
-	if principal, err := h.o.Authorize(r.Context(), r); err != nil {
+	principal, err := h.o.Authorize(r.Context(), r)
+	if err != nil {
 		if errors.Is(err, ErrForbidden) {
-			return newError(http.StatusForbidden, "AuthorizationFailed",
+			return r, newError(http.StatusForbidden, "AuthorizationFailed",
 				"the client %q does not have authorization to perform %s over scope %q", principal, r.Method, r.URL.Path)
 		}
-		return newError(http.StatusUnauthorized, "AuthenticationFailed", "authentication failed: %v", err)
+		return r, newError(http.StatusUnauthorized, "AuthenticationFailed", "authentication failed: %v", err)
 	}
-	return nil
+	return r.WithContext(withCaller(r.Context(), principal)), nil
 }
 
 // resourceGroupAPIVersions are the Microsoft.Resources api-versions

@@ -57,7 +57,7 @@ func (h *Handler) authenticate(q *request) (c caller, presentedToken bool, err e
 		if !ok {
 			return caller{}, false, fmt.Errorf("%w: malformed Basic credentials", identity.ErrUnauthenticated)
 		}
-		p, err := h.id.AuthenticateBasic(q.r.Context(), user, pass)
+		p, err := h.id.AuthenticateRegistry(q.r.Context(), q.registry, user, pass)
 		if err != nil {
 			return caller{}, false, err
 		}
@@ -222,7 +222,7 @@ func (h *Handler) serveToken(q *request) {
 		return
 	}
 	ctx := q.r.Context()
-	p, err := h.id.AuthenticateBasic(ctx, user, pass)
+	p, err := h.id.AuthenticateRegistry(ctx, q.registry, user, pass)
 	if err != nil {
 		q.decision = decisionUnauthenticated
 		if errors.Is(err, identity.ErrUnauthenticated) {

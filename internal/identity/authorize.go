@@ -36,6 +36,13 @@ var roleDeploymentAdmin = role{
 // principals, kinds, resource types and actions get nothing. An error means
 // the roles could not be resolved (the store failed), never a denial.
 func (s *Service) Authorize(ctx context.Context, p Principal, registry string, requested []Access) ([]Access, error) {
+	// Registry-bound credentials carry their rights themselves.
+	if acc, ok, err := s.authorizeAdminUser(ctx, p, registry, requested); ok {
+		return acc, err
+	}
+	if acc, ok, err := s.authorizeRepoToken(ctx, p, registry, requested); ok {
+		return acc, err
+	}
 	roles, err := s.rolesOf(ctx, p, registry)
 	if err != nil {
 		return nil, err

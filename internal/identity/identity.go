@@ -68,6 +68,12 @@ type Principal struct {
 	ID   string
 	Kind string
 	Name string
+	// Registry is the registry a registry-bound principal (the admin user, a
+	// repository-scoped token) belongs to; "" for deployment principals.
+	Registry string
+	// ResourceID is the service-instance resource a managed identity belongs
+	// to (its tokens' xms_mirid); "" for other principals.
+	ResourceID string
 }
 
 // Access is one Docker-token access entry: a resource and actions on it,

@@ -49,6 +49,9 @@ type tokenClaims struct {
 	Access []Access `json:"access"`
 	Kind   string   `json:"kind,omitempty"`
 	Name   string   `json:"name,omitempty"`
+	// Registry and MIRID carry Principal.Registry and Principal.ResourceID.
+	Registry string `json:"registry,omitempty"`
+	MIRID    string `json:"xms_mirid,omitempty"`
 }
 
 // keyring is this process's view of the signing keys in the store.
@@ -112,9 +115,11 @@ func (s *Service) IssueAccessToken(ctx context.Context, p Principal, registry, s
 			IssuedAt:  jwt.NewNumericDate(now),
 			ID:        base64.RawURLEncoding.EncodeToString(jti),
 		},
-		Access: granted,
-		Kind:   p.Kind,
-		Name:   p.Name,
+		Access:   granted,
+		Kind:     p.Kind,
+		Name:     p.Name,
+		Registry: p.Registry,
+		MIRID:    p.ResourceID,
 	})
 	tok.Header["kid"] = key.id
 	signed, err := tok.SignedString(key.priv)
@@ -166,7 +171,7 @@ func (s *Service) VerifyAccessToken(ctx context.Context, raw, service string) (C
 		return Claims{}, fmt.Errorf("%w: token names no principal", ErrUnauthenticated)
 	}
 	c := Claims{
-		Principal: Principal{ID: tc.Subject, Kind: tc.Kind, Name: tc.Name},
+		Principal: Principal{ID: tc.Subject, Kind: tc.Kind, Name: tc.Name, Registry: tc.Registry, ResourceID: tc.MIRID},
 		Service:   service,
 		Access:    tc.Access,
 		Expiry:    tc.ExpiresAt.Time,
