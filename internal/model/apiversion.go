@@ -49,6 +49,17 @@ func ParseAPIVersion(v string) (APIVersion, bool) {
 // Latest is the newest supported version; moat stores registries in its shape.
 func Latest() APIVersion { return APIVersion{s: APIVersions[len(APIVersions)-1]} }
 
+// LatestPreview is the newest preview api-version: the shape that shows
+// every property moat keeps, preview-only policies included.
+func LatestPreview() APIVersion {
+	for i := len(APIVersions) - 1; i >= 0; i-- {
+		if v := (APIVersion{s: APIVersions[i]}); v.preview() {
+			return v
+		}
+	}
+	return Latest()
+}
+
 func (v APIVersion) String() string { return v.s }
 
 // date is the version's date part; versions of one day order preview first.

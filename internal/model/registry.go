@@ -102,6 +102,12 @@ type SoftDeletePolicy struct {
 	RetentionDays   int       `json:"retentionDays"`
 	LastUpdatedTime time.Time `json:"lastUpdatedTime"`
 	Status          string    `json:"status"`
+	// RetentionDaysDefaulted records, in the stored form only (Shape never
+	// shows it), that no request ever set retentionDays: RetentionDays is
+	// ACR's default of 7. moat check --live reads it so that a registry
+	// deployed from a template without retentionDays gets the template's
+	// outcome. Records stored before the field existed read as set.
+	RetentionDaysDefaulted bool `json:"moatRetentionDaysDefaulted,omitempty"`
 }
 
 // Defaults is a registry as ACR creates it when a request names nothing:
@@ -118,7 +124,7 @@ func Defaults() Registry {
 			TrustPolicy:      TrustPolicy{Type: TrustNotary, Status: StatusDisabled},
 			RetentionPolicy:  RetentionPolicy{Days: 7, Status: StatusDisabled},
 			ExportPolicy:     StatusPolicy{Status: StatusEnabled},
-			SoftDeletePolicy: SoftDeletePolicy{RetentionDays: 7, Status: StatusDisabled},
+			SoftDeletePolicy: SoftDeletePolicy{RetentionDays: 7, Status: StatusDisabled, RetentionDaysDefaulted: true},
 		},
 	}}
 }
@@ -285,6 +291,9 @@ func (rd *reader) policies(po object, p *Policies) {
 	if rd.version.has(featSoftDelete) {
 		if v, ok := field(po, "softDeletePolicy"); ok {
 			if o, ok := rd.obj(v, path+".softDeletePolicy"); ok {
+				if _, set := field(o, "retentionDays"); set {
+					p.SoftDeletePolicy.RetentionDaysDefaulted = false
+				}
 				rd.intField(o, "retentionDays", path+".softDeletePolicy.retentionDays", &p.SoftDeletePolicy.RetentionDays)
 				rd.enumField(o, "status", path+".softDeletePolicy.status", &p.SoftDeletePolicy.Status, statuses...)
 			}
@@ -376,6 +385,8 @@ func (r Registry) MarshalProperties() ([]byte, error) { return json.Marshal(r.Pr
 func UnmarshalStored(location, sku string, properties, tags []byte) (Registry, error) {
 	r := Defaults()
 	r.Location, r.SKU = location, sku
+	// Only a stored true means defaulted (see SoftDeletePolicy).
+	r.Properties.Policies.SoftDeletePolicy.RetentionDaysDefaulted = false
 	if len(properties) > 0 {
 		if err := json.Unmarshal(properties, &r.Properties); err != nil {
 			return Registry{}, err

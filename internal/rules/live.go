@@ -17,15 +17,32 @@ func LiveTarget(r meta.Registry) (*Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry %s: stored properties: %w", r.Name, err)
 	}
-	body, err := plainJSON(reg.Shape(r.ResourceID, r.Name, model.Latest()))
+	body, err := plainJSON(reg.Shape(r.ResourceID, r.Name, model.LatestPreview()))
 	if err != nil {
 		return nil, fmt.Errorf("registry %s: %w", r.Name, err)
+	}
+	if reg.Properties.Policies.SoftDeletePolicy.RetentionDaysDefaulted {
+		// GET shows ACR's default of 7, but no request set it: judge what
+		// was deployed, as the template check does.
+		dropPath(body, "properties", "policies", "softDeletePolicy", "retentionDays")
 	}
 	src := r.ResourceID
 	if src == "" {
 		src = "registries/" + r.Name
 	}
 	return &Target{Type: model.RegistryType, Name: r.Name, ID: r.ResourceID, Body: body, Source: Source{File: src}}, nil
+}
+
+// dropPath deletes the member at keys from a JSON object tree, if present.
+func dropPath(m map[string]any, keys ...string) {
+	for _, k := range keys[:len(keys)-1] {
+		next, ok := m[k].(map[string]any)
+		if !ok {
+			return
+		}
+		m = next
+	}
+	delete(m, keys[len(keys)-1])
 }
 
 // plainJSON turns typed Go values into the generic JSON tree the rules

@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/moat-registry/moat/internal/model"
@@ -78,5 +79,64 @@ func TestLiveMatchesTemplate(t *testing.T) {
 	}
 	if _, err := LoadLive(ctx, store, []string{"missing00"}); err == nil {
 		t.Error("a missing registry is not an error")
+	}
+}
+
+// TestLiveSoftDeleteDefault: a registry created without retentionDays shows
+// ACR's default of 7 on GET, yet the template that created it fails
+// Azure.ACR.SoftDelete; checked live, it must fail too. The registries are
+// decoded from the template's bodies as the management API decodes a PUT.
+func TestLiveSoftDeleteDefault(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	v, ok := model.ParseAPIVersion("2023-11-01-preview")
+	if !ok {
+		t.Fatal("api-version")
+	}
+	bodies := map[string]string{
+		"softnodays": `{"location":"westeurope","sku":{"name":"Standard"},"properties":{"policies":{"softDeletePolicy":{"status":"enabled"}}}}`,
+		"softdays":   `{"location":"westeurope","sku":{"name":"Standard"},"properties":{"policies":{"softDeletePolicy":{"status":"enabled","retentionDays":14}}}}`,
+	}
+	for name, body := range bodies {
+		reg, err := model.Decode([]byte(body), v, model.Defaults())
+		if err != nil {
+			t.Fatal(err)
+		}
+		props, err := reg.MarshalProperties()
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := "/subscriptions/ffffffff-ffff-ffff-ffff-ffffffffffff/resourceGroups/ps-rule-test-rg/providers/Microsoft.ContainerRegistry/registries/" + name
+		if _, err := store.CreateRegistry(ctx, meta.Registry{Name: name, ResourceID: id, Location: "westeurope", SKU: reg.SKU, Properties: props}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live, err := LoadLive(ctx, store, nil)
+	if err != nil || len(live.Errors) > 0 {
+		t.Fatal(err, live.Errors)
+	}
+	files := Load([]string{"testdata/softdelete.json"}, LoadOptions{})
+	if len(files.Errors) > 0 {
+		t.Fatal(files.Errors)
+	}
+	want, got := outcomes(t, files, nil), outcomes(t, live, nil)
+	checked := 0
+	for k, w := range want {
+		if g, ok := got[k]; !ok || g.Outcome != w.Outcome {
+			t.Errorf("%s: template %s, live %s (%s) %v", k, w.Outcome, g.Outcome, g.Message(), g.Target.Body["properties"])
+		}
+		if w.Rule.Name == "Azure.ACR.SoftDelete" {
+			checked++
+			if strings.HasPrefix(k, "softnodays") != (w.Outcome == Fail) {
+				t.Errorf("%s: template outcome %s", k, w.Outcome)
+			}
+		}
+	}
+	if checked != 2 {
+		t.Fatalf("Azure.ACR.SoftDelete judged %d registries, want 2", checked)
 	}
 }
