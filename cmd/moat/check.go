@@ -100,6 +100,7 @@ type checkOptions struct {
 	names      []string
 	dataDir    string
 	database   string
+	bicep      string
 }
 
 func newCheckCmd() *cobra.Command {
@@ -130,6 +131,7 @@ Exit status: 0 when no rule failed at or above --break, 100 when one did,
 	f.StringVar(&o.outcome, "outcome", "Fail", "results to show: Fail (includes cannot-determine), Pass or All")
 	f.StringVar(&o.breakLevel, "break", "Error", "exit with 100 when a rule of this level or above fails: Error, Warning, Information or Never")
 	f.StringVar(&o.baseline, "baseline", "", "rule baseline: GA (the Azure.* rules) or all (default all, or the options file's)")
+	f.StringVar(&o.bicep, "bicep", bicepNative, "Bicep compiler: native (moat's own), binary (the bicep CLI on PATH) or auto (the CLI if present, else native)")
 	f.BoolVar(&o.live, "live", false, "check the registries of a moat deployment instead of files")
 	f.StringArrayVarP(&o.names, "name", "n", nil, "with --live: registry to check (repeatable; default all)")
 	f.StringVar(&o.dataDir, "data-dir", "./moat-data", "with --live: the deployment's data directory (its meta.db)")
@@ -191,7 +193,11 @@ func runCheck(ctx context.Context, stdout io.Writer, o checkOptions, args []stri
 		if len(o.names) > 0 {
 			return usageFail("--name needs --live")
 		}
-		lo := rules.LoadOptions{Config: opts.Config, Ignore: append(append([]string{}, opts.PathIgnore...), o.ignore...), Bicep: bicepCompiler}
+		compile, err := chooseBicep(o.bicep)
+		if err != nil {
+			return usageFail("%v", err)
+		}
+		lo := rules.LoadOptions{Config: opts.Config, Ignore: append(append([]string{}, opts.PathIgnore...), o.ignore...), Bicep: compile}
 		for _, p := range o.parameters {
 			if k, v, ok := strings.Cut(p, "="); ok && !strings.ContainsAny(k, `/\`) && k != "" {
 				if lo.Parameters == nil {
