@@ -3,7 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-		"errors"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"

@@ -32,7 +32,6 @@ cat <<'JSON'
 }
 JSON
 `
-	//nolint:gosec // G306: the stand-in CLI must be executable
 	if err := os.WriteFile(filepath.Join(dir, "bicep"), []byte(script), 0o700); err != nil {
 		t.Fatal(err)
 	}
