@@ -182,7 +182,90 @@ func Set() []*Rule {
 			If:             func(t *Target, _ *Config) verdict { return networkRestricted(t) },
 			Check:          func(t *Target, _ *Config) verdict { return hasDefault(t, fAdminUser, false) },
 		},
+		{
+			Name: "Moat.ACR.PendingPrivateEndpoint", Level: Warning, Tags: moat, Type: RegistryType,
+			Synopsis:       "Private endpoint connections should not be left Pending: approve the ones the registry needs and reject the rest.",
+			Recommendation: "Approve or reject each Pending connection (moat acr private-endpoint-connection approve|reject), or deploy it with privateLinkServiceConnectionState.status Approved or Rejected.",
+			If:             hasPrivateEndpointConnections,
+			Check:          noPendingConnections,
+		},
 	}
+}
+
+// pecType is the child type of a registry's private endpoint connections.
+const pecType = RegistryType + "/privateEndpointConnections"
+
+// fPECStatus is a connection's state, relative to the connection.
+const fPECStatus = "properties.privateLinkServiceConnectionState.status"
+
+// connectionStates are the connections of a registry: those in its
+// properties.privateEndpointConnections (what GET shows, and what a
+// template may set inline) and its privateEndpointConnections child
+// resources. Each is the status field's value and where it is judged.
+func connectionStates(t *Target) (states []FieldValue, names []string, whole verdict) {
+	fv := t.Field("properties.privateEndpointConnections")
+	switch fv.State {
+	case Undetermined:
+		return nil, nil, undetermined("properties.privateEndpointConnections", fv.Unknown)
+	case Present:
+		list, _ := fv.Value.([]any)
+		for i, c := range list {
+			states = append(states, lookup(c, fPECStatus))
+			name := fmt.Sprintf("properties.privateEndpointConnections[%d]", i)
+			if n := lookup(c, "name"); n.State == Present {
+				if s, ok := n.Value.(string); ok {
+					name = s
+				}
+			}
+			names = append(names, name)
+		}
+	}
+	for _, c := range t.Children {
+		if !strings.EqualFold(c.Type, pecType) {
+			continue
+		}
+		v := c.Field(fPECStatus)
+		if v.State == Present && c.ConditionUnknown != nil {
+			v = FieldValue{State: Undetermined, Unknown: c.ConditionUnknown}
+		}
+		states = append(states, v)
+		names = append(names, c.DisplayName())
+	}
+	return states, names, passed()
+}
+
+func hasPrivateEndpointConnections(t *Target, _ *Config) verdict {
+	states, _, whole := connectionStates(t)
+	if whole.state != pass {
+		return whole
+	}
+	if len(states) == 0 {
+		return failed("properties.privateEndpointConnections", "the registry has no private endpoint connections")
+	}
+	return passed()
+}
+
+// noPendingConnections fails for each connection whose status is Pending;
+// a connection without a status is judged Pending, as Azure creates it.
+func noPendingConnections(t *Target, _ *Config) verdict {
+	states, names, whole := connectionStates(t)
+	if whole.state != pass {
+		return whole
+	}
+	var vs []verdict
+	for i, st := range states {
+		switch st.State {
+		case Undetermined:
+			vs = append(vs, undetermined(fPECStatus, st.Unknown))
+		case Missing:
+			vs = append(vs, failed(fPECStatus, "private endpoint connection %s has no status: Azure creates it Pending", names[i]))
+		default:
+			if s, _ := st.Value.(string); strings.EqualFold(s, "Pending") {
+				vs = append(vs, failed(fPECStatus, "private endpoint connection %s is Pending", names[i]))
+			}
+		}
+	}
+	return allOf(vs...)
 }
 
 func checkName(t *Target, _ *Config) verdict {

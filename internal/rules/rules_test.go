@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/moat-registry/moat/internal/armtemplate"
@@ -230,5 +231,29 @@ func TestRuleSetWellFormed(t *testing.T) {
 			t.Errorf("rule %s is incomplete or duplicated", r.Name)
 		}
 		seen[r.Name] = true
+	}
+}
+
+func TestPendingPrivateEndpoint(t *testing.T) {
+	in := Load([]string{"testdata/pending.json"}, LoadOptions{})
+	if len(in.Errors) > 0 {
+		t.Fatal(in.Errors)
+	}
+	got := outcomes(t, in, nil)
+	want := map[string]Outcome{
+		"pendingreg01":  Fail,
+		"approvedreg01": Pass,
+		"unknownreg01":  CannotDetermine,
+		"nopereg01":     None,
+	}
+	for name, w := range want {
+		r, ok := got[name+" Moat.ACR.PendingPrivateEndpoint"]
+		if !ok || r.Outcome != w {
+			t.Errorf("%s: %v (%s), want %s", name, r.Outcome, r.Message(), w)
+		}
+	}
+	pending := got["pendingreg01 Moat.ACR.PendingPrivateEndpoint"]
+	if m := pending.Message(); !strings.Contains(m, "ops-pe") || strings.Contains(m, "build-pe") {
+		t.Errorf("the failure must name the Pending connection only: %s", m)
 	}
 }
