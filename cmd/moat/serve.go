@@ -55,6 +55,7 @@ type serveOptions struct {
 	maxManifestSize int64
 	database        string
 	blobStore       string
+	blobRedirectTTL time.Duration
 }
 
 func (o *serveOptions) register(f *pflag.FlagSet) {
@@ -75,6 +76,7 @@ func (o *serveOptions) register(f *pflag.FlagSet) {
 	f.Var(config.NewByteSize(&o.maxManifestSize, 4<<20), "max-manifest-size", "largest manifest accepted (e.g. 4MiB)")
 	f.StringVar(&o.database, "database", "", "metadata store: postgres://… for replicas, sqlite:<path>; default <data-dir>/meta.db")
 	f.StringVar(&o.blobStore, "blob-store", "", "blob store: azblob://<account>/<container>[?endpoint=…], file:<dir>; default <data-dir>/blobs")
+	f.DurationVar(&o.blobRedirectTTL, "blob-redirect-ttl", 0, "answer blob downloads with a redirect to a SAS URL valid this long (azblob with an account key only; 0 = off, the default; see the README on network rules)")
 	f.VisitAll(func(fl *pflag.Flag) {
 		fl.Usage += " [$" + config.EnvName(envPrefix, fl.Name) + "]"
 	})
@@ -95,6 +97,8 @@ func (o *serveOptions) validate() error {
 		return fmt.Errorf("--upload-ttl must be positive, not %s", o.uploadTTL)
 	case o.maxManifestSize <= 0:
 		return errors.New("--max-manifest-size must be positive")
+	case o.blobRedirectTTL < 0:
+		return fmt.Errorf("--blob-redirect-ttl must not be negative, not %s", o.blobRedirectTTL)
 	case o.proxyProtocol && len(o.trustedProxies) == 0:
 		return errors.New("--proxy-protocol needs --trusted-proxies: only those proxies may send the header")
 	}
@@ -216,6 +220,7 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 		Logger:          logger,
 		Metrics:         metrics,
 		MaxManifestSize: o.maxManifestSize,
+		BlobRedirectTTL: o.blobRedirectTTL,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the data plane: %w", err)

@@ -36,6 +36,11 @@ type Options struct {
 	Metrics prometheus.Registerer
 	// MaxManifestSize bounds a pushed manifest; 0 means manifest.MaxSize.
 	MaxManifestSize int64
+	// BlobRedirectTTL, when positive, answers blob GETs with a 307 to a
+	// signed URL of the blob store valid that long, instead of streaming the
+	// bytes through moat. The store must implement blob.Redirector. See
+	// getBlob for what this means for network rules.
+	BlobRedirectTTL time.Duration
 }
 
 // Handler serves the data plane. It is safe for concurrent use; several
@@ -54,6 +59,8 @@ type Handler struct {
 	uploads     keyedMutex
 	now         func() time.Time
 	audit       *auditor
+	redirect    blob.Redirector // nil: stream blobs
+	redirectTTL time.Duration
 }
 
 // New returns a Handler over the given stores.
@@ -90,7 +97,20 @@ func New(opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	var redirect blob.Redirector
+	if opts.BlobRedirectTTL > 0 {
+		rd, ok := opts.Blobs.(blob.Redirector)
+		if !ok {
+			return nil, errors.New("dataplane: blob download redirects need a blob store that signs URLs (azblob); the local directory store cannot")
+		}
+		if err := rd.CanRedirect(); err != nil {
+			return nil, fmt.Errorf("dataplane: blob download redirects: %w", err)
+		}
+		redirect = rd
+	}
 	return &Handler{
+		redirect:    redirect,
+		redirectTTL: opts.BlobRedirectTTL,
 		meta:        opts.Meta,
 		blobs:       opts.Blobs,
 		id:          opts.Identity,

@@ -27,6 +27,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -102,4 +103,16 @@ type Store interface {
 	// Abort removes upload id and its bytes. Aborting an unknown upload returns
 	// ErrNotFound.
 	Abort(ctx context.Context, id string) error
+}
+
+// Redirector is implemented by stores whose committed blobs clients can
+// download directly from the storage service, bypassing moat (the data
+// plane's optional download redirect).
+type Redirector interface {
+	// CanRedirect returns nil when DownloadURL can sign URLs with the
+	// store's credential, else why not.
+	CanRedirect() error
+	// DownloadURL returns a URL from which blob d can be read for ttl,
+	// without further credentials.
+	DownloadURL(ctx context.Context, d digest.Digest, ttl time.Duration) (string, error)
 }

@@ -88,6 +88,8 @@ const maxIDLen = 128
 // concurrent use, and any number of Stores (replicas) may share a container.
 type Store struct {
 	c           *container.Client
+	cfg         Config
+	key         *container.SharedKeyCredential // nil unless the account key is the credential
 	blockSize   int
 	concurrency int
 	bufs        sync.Pool
@@ -103,6 +105,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	containerURL := cfg.serviceURL() + cfg.Container
 	var (
 		c   *container.Client
+		key *container.SharedKeyCredential
 		err error
 	)
 	if cfg.AccountKey != "" {
@@ -113,13 +116,14 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("blob azblob: %s is not a valid account key", EnvAccountKey)
 		}
 		c, err = container.NewClientWithSharedKeyCredential(containerURL, cred, nil)
+		key = cred
 	} else {
 		c, err = container.NewClientWithNoCredential(containerURL+"?"+strings.TrimPrefix(cfg.SAS, "?"), nil)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("blob azblob: client for %s: %w", cfg, err)
 	}
-	s := &Store{c: c, blockSize: cfg.BlockSize, concurrency: cfg.Concurrency}
+	s := &Store{c: c, cfg: cfg, key: key, blockSize: cfg.BlockSize, concurrency: cfg.Concurrency}
 	if s.blockSize == 0 {
 		s.blockSize = defaultBlockSize
 	}

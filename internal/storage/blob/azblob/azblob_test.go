@@ -47,20 +47,7 @@ func TestSAS(t *testing.T) {
 	if _, err := azblob.New(t.Context(), cfg); err != nil { // creates the container
 		t.Fatalf("New with the account key: %v", err)
 	}
-	cred, err := azstorage.NewSharedKeyCredential(cfg.Account, cfg.AccountKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := sas.BlobSignatureValues{
-		Protocol:      sas.ProtocolHTTPSandHTTP,
-		ExpiryTime:    time.Now().Add(time.Hour),
-		ContainerName: cfg.Container,
-		Permissions:   (&sas.ContainerPermissions{Read: true, Add: true, Create: true, Write: true, Delete: true}).String(),
-	}.SignWithSharedKey(cred)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.AccountKey, cfg.SAS = "", q.Encode()
+	cfg.AccountKey, cfg.SAS = "", containerSAS(t, cfg)
 	s, err := azblob.New(t.Context(), cfg)
 	if err != nil {
 		t.Fatalf("New with a SAS: %v", err)
@@ -137,6 +124,25 @@ func TestEmulatorHonoursCopyConditions(t *testing.T) {
 }
 
 func to[T any](v T) *T { return &v }
+
+// containerSAS signs a SAS with every right moat needs on cfg's container.
+func containerSAS(t *testing.T, cfg azblob.Config) string {
+	t.Helper()
+	cred, err := azstorage.NewSharedKeyCredential(cfg.Account, cfg.AccountKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := sas.BlobSignatureValues{
+		Protocol:      sas.ProtocolHTTPSandHTTP,
+		ExpiryTime:    time.Now().Add(time.Hour),
+		ContainerName: cfg.Container,
+		Permissions:   (&sas.ContainerPermissions{Read: true, Add: true, Create: true, Write: true, Delete: true}).String(),
+	}.SignWithSharedKey(cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q.Encode()
+}
 
 // BenchmarkBlockSize compares block sizes and staging concurrency on whole
 // and chunked pushes, the two knobs of Append's pipeline.
