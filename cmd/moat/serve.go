@@ -56,6 +56,7 @@ type serveOptions struct {
 	database        string
 	blobStore       string
 	blobRedirectTTL time.Duration
+	bodyStall       time.Duration
 }
 
 func (o *serveOptions) register(f *pflag.FlagSet) {
@@ -72,6 +73,7 @@ func (o *serveOptions) register(f *pflag.FlagSet) {
 	f.Var(config.NewPrefixes(&o.trustedProxies), "trusted-proxies", "comma-separated CIDRs of proxies whose X-Forwarded-For (or, with --proxy-protocol, PROXY header) is trusted (default none)")
 	f.BoolVar(&o.proxyProtocol, "proxy-protocol", false, "read a PROXY protocol v1/v2 header from --trusted-proxies (required from them); refuse it from anyone else")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish after SIGTERM/SIGINT")
+	f.DurationVar(&o.bodyStall, "body-stall-timeout", server.DefaultBodyStallTimeout, "a request body that sends nothing for this long fails (there is no whole-request timeout)")
 	f.DurationVar(&o.uploadTTL, "upload-ttl", 24*time.Hour, "uploads idle longer than this are removed")
 	f.Var(config.NewByteSize(&o.maxManifestSize, 4<<20), "max-manifest-size", "largest manifest accepted (e.g. 4MiB)")
 	f.StringVar(&o.database, "database", "", "metadata store: postgres://… for replicas, sqlite:<path>; default <data-dir>/meta.db")
@@ -93,6 +95,8 @@ func (o *serveOptions) validate() error {
 		return errors.New("--data-dir must not be empty")
 	case o.shutdownTimeout <= 0:
 		return fmt.Errorf("--shutdown-timeout must be positive, not %s", o.shutdownTimeout)
+	case o.bodyStall <= 0:
+		return fmt.Errorf("--body-stall-timeout must be positive, not %s", o.bodyStall)
 	case o.uploadTTL <= 0:
 		return fmt.Errorf("--upload-ttl must be positive, not %s", o.uploadTTL)
 	case o.maxManifestSize <= 0:
@@ -237,13 +241,14 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 		onRegistryChange: announceRegistryChange(metaStore, plane, logger),
 	}, logger)
 	srv, err := server.New(server.Config{
-		TLS:             tlsConf,
-		TrustedProxies:  o.trustedProxies,
-		ProxyProtocol:   o.proxyProtocol,
-		Ready:           metaStore.Ping,
-		Metrics:         metrics,
-		ShutdownTimeout: o.shutdownTimeout,
-		Logger:          logger,
+		TLS:              tlsConf,
+		TrustedProxies:   o.trustedProxies,
+		ProxyProtocol:    o.proxyProtocol,
+		Ready:            metaStore.Ping,
+		Metrics:          metrics,
+		ShutdownTimeout:  o.shutdownTimeout,
+		BodyStallTimeout: o.bodyStall,
+		Logger:           logger,
 	}, server.Planes{Data: plane, Management: mgmt, Identity: ids.EntraHandler()})
 	if err != nil {
 		return err

@@ -14,8 +14,9 @@
 //     every other path and method goes to the data plane untouched (no path
 //     cleaning or redirects), so the data plane sees what the client sent.
 //   - No write or whole-request read timeout: blob transfers may take as long
-//     as they need. Headers must arrive within ReadHeaderTimeout and idle
-//     keep-alive connections are closed after IdleTimeout.
+//     as they need. Headers must arrive within ReadHeaderTimeout, a body may
+//     pause at most BodyStallTimeout between bytes, and idle keep-alive
+//     connections are closed after IdleTimeout.
 //   - On shutdown the listener closes first (new connections are refused),
 //     in-flight requests get ShutdownTimeout to finish, then the remaining
 //     connections are closed.
@@ -74,6 +75,9 @@ type Config struct {
 	// ReadHeaderTimeout and IdleTimeout default to the constants above.
 	ReadHeaderTimeout time.Duration
 	IdleTimeout       time.Duration
+	// BodyStallTimeout bounds how long a request body may send nothing;
+	// 0 means DefaultBodyStallTimeout (see stallGuard).
+	BodyStallTimeout time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -94,7 +98,7 @@ func New(cfg Config, plane http.Handler) (*Server, error) {
 	if plane == nil {
 		return nil, errors.New("server: no handler")
 	}
-	if cfg.ShutdownTimeout < 0 || cfg.ReadHeaderTimeout < 0 || cfg.IdleTimeout < 0 {
+	if cfg.ShutdownTimeout < 0 || cfg.ReadHeaderTimeout < 0 || cfg.IdleTimeout < 0 || cfg.BodyStallTimeout < 0 {
 		return nil, errors.New("server: timeouts must not be negative")
 	}
 	if cfg.ProxyProtocol && len(cfg.TrustedProxies) == 0 {
@@ -108,6 +112,9 @@ func New(cfg Config, plane http.Handler) (*Server, error) {
 	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.BodyStallTimeout == 0 {
+		cfg.BodyStallTimeout = DefaultBodyStallTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -155,6 +162,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if peer, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		client := s.resolver.Resolve(peer.Addr(), r.Header.Values("X-Forwarded-For"))
 		r = r.WithContext(clientip.With(r.Context(), client))
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = newStallGuard(w, r.Body, s.cfg.BodyStallTimeout)
 	}
 	switch r.URL.Path {
 	case "/healthz":
