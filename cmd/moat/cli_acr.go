@@ -348,6 +348,7 @@ func newACRCmd(cio cliIO) *cobra.Command {
 
 	cmd.AddCommand(create, update, show, del, list, newNetworkRuleCmd(cio, &out), newACRConfigCmd(cio, &out),
 		newPrivateEndpointConnectionCmd(cio, &out), newImportCmd(cio, &out))
+	cmd.AddCommand(newScopeMapCmd(cio, &out), newTokenCmd(cio, &out))    // cli_acr_scopemap.go, cli_acr_token.go
 	cmd.AddCommand(newAuditCmd(cio, &out), newCheckAccessCmd(cio, &out)) // cli_audit.go
 	return cmd
 }

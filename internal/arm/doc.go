@@ -15,6 +15,9 @@
 //	POST                …/registries/{name}/checkNetworkAccess  (moat extension, network.go)
 //	POST                …/registries/{name}/importImage         (long-running, import.go)
 //	GET                 …/registries/{name}/importOperations/{id} (its status, import.go)
+//	PUT|PATCH|GET|DELETE …/registries/{name}/scopeMaps/{s}, GET …/scopeMaps (scopemaps.go)
+//	PUT|PATCH|GET|DELETE …/registries/{name}/tokens/{t}, GET …/tokens (tokens.go)
+//	POST                …/registries/{name}/generateCredentials (tokens.go)
 //	POST                /subscriptions/{sub}/providers/Microsoft.ContainerRegistry/checkNameAvailability
 //	GET                 /providers/Microsoft.ContainerRegistry/operations
 //

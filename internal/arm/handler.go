@@ -31,6 +31,9 @@ type Options struct {
 	// IPRuleQuota is the most IP rules a registry may have; 0 means
 	// model.DefaultIPRuleQuota.
 	IPRuleQuota int
+	// BcryptCost is the cost of repository-token password hashes; 0 means
+	// scopemap.DefaultBcryptCost. Tests use bcrypt.MinCost.
+	BcryptCost int
 }
 
 // maxBody bounds request bodies; registry bodies are a few KiB, 200 IP
