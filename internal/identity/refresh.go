@@ -12,8 +12,9 @@ package identity
 //     They differ from access tokens in three ways, each checked on both
 //     sides: the header "typ" is refreshTokenType, the claim "grant_type" is
 //     "refresh_token", and "aud" is refreshAudience(login server), which no
-//     access-token check ever asks for. So neither kind is accepted as the
-//     other.
+//     access-token check ever asks for. The principal's kind is in
+//     "principal_kind", not the "kind" every access token must have. So
+//     neither kind is accepted as the other.
 //   - A refresh token is bound to one registry: its audience names the login
 //     server and its "reg" claim the registry name; both must match where it
 //     is presented.
@@ -71,8 +72,10 @@ type refreshClaims struct {
 	jwt.RegisteredClaims
 	GrantType string `json:"grant_type"`
 	// Reg is the registry name the token is for.
-	Reg      string `json:"reg"`
-	Kind     string `json:"kind"`
+	Reg string `json:"reg"`
+	// Kind is not "kind": access-token verification requires "kind", so a
+	// refresh token fails it whatever audience it is checked for.
+	Kind     string `json:"principal_kind"`
 	Name     string `json:"name,omitempty"`
 	Registry string `json:"registry,omitempty"`
 	MIRID    string `json:"xms_mirid,omitempty"`
