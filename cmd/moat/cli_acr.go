@@ -349,7 +349,8 @@ func newACRCmd(cio cliIO) *cobra.Command {
 	cmd.AddCommand(create, update, show, del, list, newNetworkRuleCmd(cio, &out), newACRConfigCmd(cio, &out),
 		newPrivateEndpointConnectionCmd(cio, &out), newImportCmd(cio, &out))
 	cmd.AddCommand(newAuditCmd(cio, &out), newCheckAccessCmd(cio, &out)) // cli_audit.go
-	cmd.AddCommand(newACRLoginCmd(cio, &out), newACRCredentialCmd(cio, &out)) // cli_acr_login.go, cli_acr_credential.go
+	// cli_acr_login.go, cli_acr_credential.go
+	cmd.AddCommand(newACRLoginCmd(cio, &out), newACRCredentialCmd(cio, &out))
 	return cmd
 }
 

@@ -88,7 +88,7 @@ func TestACRLoginAndCredentialsAgainstServe(t *testing.T) {
 	}
 	var dc struct {
 		Auths    map[string]struct{ Auth string } `json:"auths"`
-		PSFormat string                          `json:"psFormat"`
+		PSFormat string                           `json:"psFormat"`
 	}
 	if err := json.Unmarshal(readFile(t, filepath.Join(dockerDir, "config.json")), &dc); err != nil {
 		t.Fatal(err)
