@@ -113,7 +113,7 @@ func TestAdminUser_Lifecycle(t *testing.T) {
 		t.Errorf("admin user authenticated while disabled: %v", err)
 	}
 	// Enabled again: the same passwords (ACR keeps them too).
-	reg = setAdminEnabled(t, store, reg, true)
+	setAdminEnabled(t, store, reg, true)
 	if _, err := s.AuthenticateRegistry(ctx, "rega", "rega", pw1); err != nil {
 		t.Errorf("re-enabled: %v", err)
 	}

@@ -55,7 +55,7 @@ const (
 	// token" in Basic credentials (docker login with az acr login's token).
 	RefreshTokenUser = "00000000-0000-0000-0000-000000000000"
 
-	refreshTokenType  = "acr-refresh+jwt"
+	refreshTokenType  = "acr-refresh+jwt" //nolint:gosec // G101: a JWT "typ" value, not a credential
 	refreshGrantClaim = "refresh_token"
 )
 
