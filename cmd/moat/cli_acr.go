@@ -350,6 +350,8 @@ func newACRCmd(cio cliIO) *cobra.Command {
 		newPrivateEndpointConnectionCmd(cio, &out), newImportCmd(cio, &out))
 	cmd.AddCommand(newScopeMapCmd(cio, &out), newTokenCmd(cio, &out))    // cli_acr_scopemap.go, cli_acr_token.go
 	cmd.AddCommand(newAuditCmd(cio, &out), newCheckAccessCmd(cio, &out)) // cli_audit.go
+	// cli_acr_login.go, cli_acr_credential.go
+	cmd.AddCommand(newACRLoginCmd(cio, &out), newACRCredentialCmd(cio, &out))
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/moat-registry/moat/internal/identity"
+	"github.com/moat-registry/moat/internal/storage/meta"
 )
 
 // Actions the endpoints need on their repository. Shared, never modified.
@@ -51,19 +53,89 @@ func (h *Handler) authenticate(q *request) (c caller, presentedToken bool, err e
 		if err != nil {
 			return caller{}, true, err
 		}
+		if err := h.stillEnabled(q, claims.Principal); err != nil {
+			return caller{}, true, err
+		}
 		return caller{principal: claims.Principal, claims: &claims}, true, nil
 	case strings.EqualFold(scheme, "Basic"):
 		user, pass, ok := q.r.BasicAuth()
 		if !ok {
 			return caller{}, false, fmt.Errorf("%w: malformed Basic credentials", identity.ErrUnauthenticated)
 		}
-		p, err := h.id.AuthenticateRegistry(q.r.Context(), q.registry, user, pass)
+		p, err := h.basicPrincipal(q, user, pass)
 		if err != nil {
 			return caller{}, false, err
 		}
 		return caller{principal: p}, false, nil
 	}
 	return caller{}, false, fmt.Errorf("%w: unsupported authorization scheme %q", identity.ErrUnauthenticated, scheme)
+}
+
+// basicPrincipal authenticates Basic credentials presented to the request's
+// registry: the refresh-token user name with a refresh token as password,
+// else the registry's credentials (admin user, tokens, principals).
+func (h *Handler) basicPrincipal(q *request, user, pass string) (identity.Principal, error) {
+	if user == identity.RefreshTokenUser {
+		return h.id.VerifyRefreshToken(q.r.Context(), pass, q.registry, q.login)
+	}
+	return h.id.AuthenticateRegistry(q.r.Context(), q.registry, user, pass)
+}
+
+// stillEnabled refuses an access token whose rights come from a registry
+// setting that has since been turned off: the admin user's and anonymous
+// pull's tokens die with the setting, not an hour later.
+func (h *Handler) stillEnabled(q *request, p identity.Principal) error {
+	switch p.Kind {
+	case identity.KindAnonymous:
+		if !h.anonymousPull(q) {
+			return fmt.Errorf("%w: anonymous pull is disabled on registry %q", identity.ErrUnauthenticated, q.registry)
+		}
+	case identity.KindAdminUser:
+		e, err := h.registries.lookup(q.r.Context(), h.meta, q.registry, h.now())
+		if err != nil {
+			return fmt.Errorf("looking up registry %q: %w", q.registry, err)
+		}
+		if !identity.AdminUserEnabled(e.reg) {
+			return fmt.Errorf("%w: the admin user of registry %q is disabled", identity.ErrUnauthenticated, q.registry)
+		}
+	}
+	return nil
+}
+
+// anonymousPull reports whether the request's registry lets clients without
+// credentials pull: anonymousPullEnabled on a Standard or Premium registry.
+// A registry that cannot be read allows nothing.
+func (h *Handler) anonymousPull(q *request) bool {
+	e, err := h.registries.lookup(q.r.Context(), h.meta, q.registry, h.now())
+	if err != nil {
+		return false
+	}
+	return anonymousPullEnabled(e.reg)
+}
+
+// anonymousPullEnabled reads the setting from a stored registry. The SKU is
+// checked too: the management plane refuses the setting on Basic, and a
+// downgrade must not leave it working.
+func anonymousPullEnabled(reg meta.Registry) bool {
+	if !strings.EqualFold(reg.SKU, "Standard") && !strings.EqualFold(reg.SKU, "Premium") {
+		return false
+	}
+	var p struct {
+		AnonymousPullEnabled bool `json:"anonymousPullEnabled"`
+	}
+	if len(reg.Properties) == 0 || json.Unmarshal(reg.Properties, &p) != nil {
+		return false
+	}
+	return p.AnonymousPullEnabled
+}
+
+// anonymousAllows reports whether an anonymous caller may do need on the
+// request's registry: only pulls, only where anonymous pull is on.
+func (h *Handler) anonymousAllows(q *request, need []identity.Access) bool {
+	if len(need) == 0 {
+		return false // "any authenticated caller" is not an anonymous one
+	}
+	return covers(identity.AnonymousGrant(need), need) && h.anonymousPull(q)
 }
 
 // granted returns what c may do of need on the request's registry.
@@ -97,6 +169,11 @@ func covers(granted, need []identity.Access) bool {
 // sends the answer, a 401 challenge naming scope or a 403, and returns false.
 func (h *Handler) authorize(q *request, need, scope []identity.Access) (caller, bool) {
 	c, presented, err := h.authenticate(q)
+	if errors.Is(err, errNoCredentials) && h.anonymousAllows(q, need) {
+		q.principal = identity.KindAnonymous
+		q.decision = decisionAllowed
+		return caller{principal: identity.AnonymousPrincipal(q.registry)}, true
+	}
 	if err != nil {
 		q.decision = decisionUnauthenticated
 		if errors.Is(err, errNoCredentials) || errors.Is(err, identity.ErrUnauthenticated) {
@@ -206,31 +283,42 @@ type oauthError struct {
 	Description string `json:"error_description,omitempty"`
 }
 
-// serveToken is GET /oauth2/token (the Docker token flow: Basic credentials,
-// service and scope parameters) and POST /oauth2/token (the OAuth2 form
-// flow, whose grants the identity issue adds).
+// serveToken is GET /oauth2/token (the Docker token flow: Basic credentials
+// or none, service and scope parameters) and POST /oauth2/token (the OAuth2
+// form flow, tokenflow.go).
+//
+// Basic credentials are the registry's (admin user, tokens, principals) or
+// the refresh-token user name with a refresh token. Without credentials, a
+// registry with anonymous pull answers a token granting pull only; any
+// other registry challenges for Basic credentials.
 func (h *Handler) serveToken(q *request) {
 	if q.r.Method == http.MethodPost {
 		h.serveTokenPost(q)
 		return
 	}
+	ctx := q.r.Context()
+	var p identity.Principal
 	user, pass, ok := q.r.BasicAuth()
-	if !ok {
+	switch {
+	case ok:
+		var err error
+		p, err = h.basicPrincipal(q, user, pass)
+		if err != nil {
+			q.decision = decisionUnauthenticated
+			if errors.Is(err, identity.ErrUnauthenticated) {
+				q.Header().Set("WWW-Authenticate", `Basic realm="moat"`)
+				q.fail(&apiError{Code: codeUnauthorized, Message: "invalid username or password", Cause: err})
+				return
+			}
+			q.failErr(fmt.Errorf("authenticating: %w", err), nil)
+			return
+		}
+	case q.r.Header.Get("Authorization") == "" && h.anonymousPull(q):
+		p = identity.AnonymousPrincipal(q.registry)
+	default:
 		q.decision = decisionUnauthenticated
 		q.Header().Set("WWW-Authenticate", `Basic realm="moat"`)
 		q.fail(newError(codeUnauthorized, "authentication required: send Basic credentials", nil))
-		return
-	}
-	ctx := q.r.Context()
-	p, err := h.id.AuthenticateRegistry(ctx, q.registry, user, pass)
-	if err != nil {
-		q.decision = decisionUnauthenticated
-		if errors.Is(err, identity.ErrUnauthenticated) {
-			q.Header().Set("WWW-Authenticate", `Basic realm="moat"`)
-			q.fail(&apiError{Code: codeUnauthorized, Message: "invalid username or password", Cause: err})
-			return
-		}
-		q.failErr(fmt.Errorf("authenticating: %w", err), nil)
 		return
 	}
 	q.principal = p.Name
@@ -246,12 +334,26 @@ func (h *Handler) serveToken(q *request) {
 		q.fail(e)
 		return
 	}
-	tok, err := h.id.IssueAccessToken(ctx, p, q.registry, q.login, requested)
+	tok, err := h.issueAccessToken(ctx, q, p, requested)
 	if err != nil {
 		q.failErr(fmt.Errorf("issuing token: %w", err), nil)
 		return
 	}
 	q.decision = decisionAllowed
+	h.writeToken(q, tok)
+}
+
+// issueAccessToken issues p's access token for requested on the request's
+// registry; the anonymous caller gets pull only.
+func (h *Handler) issueAccessToken(ctx context.Context, q *request, p identity.Principal, requested []identity.Access) (identity.Token, error) {
+	if p.Kind == identity.KindAnonymous {
+		return h.id.IssueAnonymousToken(ctx, q.registry, q.login, requested)
+	}
+	return h.id.IssueAccessToken(ctx, p, q.registry, q.login, requested)
+}
+
+// writeToken sends an access token as both token endpoints answer it.
+func (h *Handler) writeToken(q *request, tok identity.Token) {
 	//nolint:gosec // G117: handing out the token is what this endpoint is for.
 	body, err := json.Marshal(tokenResponse{
 		Token:       tok.Token,
@@ -263,11 +365,17 @@ func (h *Handler) serveToken(q *request) {
 		q.failErr(fmt.Errorf("encoding token response: %w", err), nil)
 		return
 	}
+	writeJSONNoStore(q, http.StatusOK, body)
+}
+
+// writeJSONNoStore sends a JSON body that must not be cached (tokens and
+// token errors).
+func writeJSONNoStore(q *request, status int, body []byte) {
 	hdr := q.Header()
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("Content-Length", strconv.Itoa(len(body)))
-	q.WriteHeader(http.StatusOK)
+	q.WriteHeader(status)
 	_, _ = q.Write(body)
 }
 
@@ -295,27 +403,4 @@ func parseScopes(params []string) ([]identity.Access, *apiError) {
 		}
 	}
 	return out, nil
-}
-
-// serveTokenPost answers the OAuth2 form flow. No grant is supported yet
-// (the identity issue adds password and refresh_token); the answer says so
-// in RFC 6749's terms so clients fall back to the GET flow.
-func (h *Handler) serveTokenPost(q *request) {
-	q.r.Body = http.MaxBytesReader(&q.statusWriter, q.r.Body, 64<<10)
-	grant := ""
-	if err := q.r.ParseForm(); err == nil {
-		grant = q.r.PostForm.Get("grant_type")
-	}
-	q.decision = decisionUnauthenticated
-	body, _ := json.Marshal(oauthError{ // only strings: cannot fail
-		Error:       "unsupported_grant_type",
-		Description: fmt.Sprintf("grant_type %q is not supported; use GET /oauth2/token with Basic credentials", grant),
-	})
-	q.err = &apiError{Code: codeUnsupported, Status: http.StatusBadRequest, Message: "unsupported grant_type " + strconv.Quote(grant)}
-	hdr := q.Header()
-	hdr.Set("Content-Type", "application/json")
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("Content-Length", strconv.Itoa(len(body)))
-	q.WriteHeader(http.StatusBadRequest)
-	_, _ = q.Write(body)
 }

@@ -116,7 +116,7 @@ func TestTokenEndpoint_Errors(t *testing.T) {
 	e.do(http.MethodGet, "/oauth2/token?service=moat.localhost&scope=repository:Bad/Name:pull").wantError(t, http.StatusBadRequest, "NAME_INVALID")
 	e.do(http.MethodGet, "/oauth2/token?service=nope.localhost", host("nope.localhost")).wantError(t, http.StatusNotFound, "NAME_UNKNOWN")
 
-	r = e.do(http.MethodPost, "/oauth2/token", body([]byte("grant_type=refresh_token&service=moat.localhost")),
+	r = e.do(http.MethodPost, "/oauth2/token", body([]byte("grant_type=client_credentials&service=moat.localhost")),
 		header("Content-Type", "application/x-www-form-urlencoded")).wantStatus(t, http.StatusBadRequest)
 	var oe oauthError
 	if err := json.Unmarshal(r.body, &oe); err != nil || oe.Error != "unsupported_grant_type" {

@@ -1,6 +1,14 @@
 // Package dataplane owns moat's registry data plane: the OCI distribution API
-// v1.1 (/v2/...) over the metadata and blob stores, and the Docker token
-// endpoint (/oauth2/token) that hands out the bearer tokens it accepts.
+// v1.1 (/v2/...) over the metadata and blob stores, and ACR's token
+// endpoints (/oauth2/token, /oauth2/exchange; auth.go, tokenflow.go) that
+// hand out the bearer tokens it accepts.
+//
+// Callers: the deployment's principals and refresh tokens (Basic user
+// 00000000-0000-0000-0000-000000000000), the registry admin user while
+// adminUserEnabled is on, and the anonymous caller where anonymousPullEnabled
+// is on (Standard and Premium; pull only). The two registry settings are read
+// from the cached registry at every request, so turning one off also stops
+// the access tokens issued under it.
 //
 // The whole request path of /v2 reads top to bottom in ServeHTTP: parse the
 // route, pick the registry from the Host header, validate the repository

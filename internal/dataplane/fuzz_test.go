@@ -64,7 +64,7 @@ func FuzzServeHTTP(f *testing.F) {
 		{"DELETE", "/v2/lib/app/blobs/sha256:x"}, {"GET", "/v2/lib/app/tags/list?n=0"}, {"GET", loc},
 		{"PATCH", loc}, {"PUT", loc + "?digest=sha512:00"}, {"POST", "/v2/lib/app/blobs/uploads/?mount=" + img.layer.String() + "&from=lib/app"},
 		{"GET", "/v2/lib/app/referrers/" + img.digest.String() + "?artifactType=x"}, {"GET", "/oauth2/token?service=moat.localhost&scope=repository:a:pull"},
-		{"POST", "/oauth2/token"}, {"GET", "/v2/Bad/manifests/x"}, {"BREW", "/v2/"}, {"GET", "/v2/a/manifests/.."},
+		{"POST", "/oauth2/token"}, {"POST", "/oauth2/exchange"}, {"GET", "/oauth2/exchange"}, {"GET", "/v2/Bad/manifests/x"}, {"BREW", "/v2/"}, {"GET", "/v2/a/manifests/.."},
 	} {
 		f.Add(s.method, s.path)
 	}
@@ -79,11 +79,55 @@ func FuzzServeHTTP(f *testing.F) {
 		if rec.Code >= 500 {
 			t.Fatalf("%s %q: status %d: %s", method, path, rec.Code, rec.Body)
 		}
-		if rec.Code >= 400 && method != http.MethodHead && req.URL.Path != "/oauth2/token" {
+		oauth := method == http.MethodPost && (req.URL.Path == "/oauth2/token" || req.URL.Path == "/oauth2/exchange")
+		if rec.Code >= 400 && method != http.MethodHead && !oauth {
 			var eb errorBody
 			if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || len(eb.Errors) == 0 || eb.Errors[0].Code == "" {
 				t.Fatalf("%s %q: status %d without the spec's error body: %s", method, path, rec.Code, rec.Body)
 			}
+		}
+	})
+}
+
+// FuzzOAuthForms posts arbitrary bodies to the two OAuth2 endpoints: the
+// answer is a token (200) or an RFC 6749 error with 400 or 401, never a
+// server error and never another shape.
+func FuzzOAuthForms(f *testing.F) {
+	e := newEnv(f)
+	rt := e.refreshToken(hostDefault, "moat.localhost")
+	for _, s := range []string{
+		"grant_type=refresh_token&service=moat.localhost&scope=repository%3Aa%3Apull&refresh_token=" + rt,
+		"grant_type=password&service=moat.localhost&username=admin&password=x",
+		"grant_type=password&service=moat.localhost",
+		"grant_type=access_token&service=moat.localhost&access_token=a.b.c",
+		"grant_type=refresh_token&service=moat.localhost&scope=repository%3AA%3Apull&refresh_token=" + rt,
+		"service=moat.localhost&service=x", "%zz", "", "grant_type=refresh_token&service=moat.localhost&scope=registry%3Acatalog%3A%2A&refresh_token=" + rt,
+	} {
+		f.Add(false, s)
+		f.Add(true, s)
+	}
+	f.Fuzz(func(t *testing.T, exchange bool, form string) {
+		path := "/oauth2/token"
+		if exchange {
+			path = "/oauth2/exchange"
+		}
+		req := httptest.NewRequest(http.MethodPost, "http://moat.localhost"+path, strings.NewReader(form))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		rec := httptest.NewRecorder()
+		e.h.ServeHTTP(rec, req)
+		switch rec.Code {
+		case http.StatusOK:
+			var ok map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &ok); err != nil || (ok["access_token"] == nil && ok["refresh_token"] == nil) {
+				t.Fatalf("%s %q: 200 without a token: %s", path, form, rec.Body)
+			}
+		case http.StatusBadRequest, http.StatusUnauthorized:
+			var oe oauthError
+			if err := json.Unmarshal(rec.Body.Bytes(), &oe); err != nil || oe.Error == "" {
+				t.Fatalf("%s %q: %d without an OAuth error body: %s", path, form, rec.Code, rec.Body)
+			}
+		default:
+			t.Fatalf("%s %q: status %d: %s", path, form, rec.Code, rec.Body)
 		}
 	})
 }

@@ -213,7 +213,8 @@ func (q *request) failErr(err error, notFound *errorCode) {
 
 var apiVersionHeader = []string{"registry/2.0"}
 
-// ServeHTTP serves /v2/... and /oauth2/token; anything else is 404.
+// ServeHTTP serves /v2/..., /oauth2/token and /oauth2/exchange; anything
+// else is 404.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	q := &request{
@@ -233,7 +234,7 @@ func (h *Handler) serve(q *request) {
 		q.fail(&apiError{Code: codeUnsupported, Status: http.StatusNotFound, Message: "no such endpoint: " + r.URL.Path})
 		return
 	}
-	if q.route.Kind != routeToken {
+	if q.route.Kind != routeToken && q.route.Kind != routeExchange {
 		q.Header()["Docker-Distribution-Api-Version"] = apiVersionHeader
 	}
 	q.registry, q.login = h.registryFor(r.Host)
@@ -258,6 +259,10 @@ func (h *Handler) serve(q *request) {
 	}
 	if q.route.Kind == routeToken {
 		h.serveToken(q)
+		return
+	}
+	if q.route.Kind == routeExchange {
+		h.serveExchange(q)
 		return
 	}
 	if q.route.Kind != routeBase && q.route.Kind != routeCatalog && !validName(q.route.Name) {
@@ -343,6 +348,8 @@ func methodAllowed(k routeKind, m string) bool {
 		return m == http.MethodGet || m == http.MethodHead
 	case routeToken:
 		return m == http.MethodGet || m == http.MethodPost
+	case routeExchange:
+		return m == http.MethodPost
 	case routeManifest:
 		return m == http.MethodGet || m == http.MethodHead || m == http.MethodPut || m == http.MethodDelete
 	case routeBlob:

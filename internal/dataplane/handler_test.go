@@ -99,7 +99,7 @@ func TestNames_Invalid(t *testing.T) {
 
 func TestUnknownEndpointsAndMethods(t *testing.T) {
 	e := newEnv(t)
-	for _, path := range []string{"/", "/v1/", "/v2/app", "/v2/app/tags", "/v2/app/other/x", "/oauth2/exchange"} {
+	for _, path := range []string{"/", "/v1/", "/v2/app", "/v2/app/tags", "/v2/app/other/x", "/oauth2/exchange/"} {
 		e.do(http.MethodGet, path).wantError(t, http.StatusNotFound, "UNSUPPORTED")
 	}
 	tests := []struct{ method, path, allow string }{
@@ -109,6 +109,7 @@ func TestUnknownEndpointsAndMethods(t *testing.T) {
 		{http.MethodPost, "/v2/app/blobs/uploads/abc", "GET, PUT, PATCH, DELETE"},
 		{http.MethodDelete, "/v2/app/tags/list", "GET, HEAD"},
 		{http.MethodDelete, "/v2/", "GET, HEAD"},
+		{http.MethodGet, "/oauth2/exchange", "POST"},
 	}
 	for _, tt := range tests {
 		e.do(tt.method, tt.path).wantError(t, http.StatusMethodNotAllowed, "UNSUPPORTED").wantHeader(t, "Allow", tt.allow)

@@ -17,6 +17,7 @@ const (
 	routeUpload
 	routeTags
 	routeReferrers
+	routeExchange
 	numRoutes
 )
 
@@ -31,6 +32,7 @@ var routeNames = [numRoutes]string{
 	routeUpload:      "upload",
 	routeTags:        "tags",
 	routeReferrers:   "referrers",
+	routeExchange:    "exchange",
 }
 
 func (k routeKind) String() string {
@@ -60,6 +62,9 @@ type route struct {
 func parseRoute(path string) route {
 	if path == "/oauth2/token" {
 		return route{Kind: routeToken}
+	}
+	if path == "/oauth2/exchange" {
+		return route{Kind: routeExchange}
 	}
 	if path == "/v2" || path == "/v2/" {
 		return route{Kind: routeBase}

@@ -47,7 +47,8 @@ func TestParseRoute(t *testing.T) {
 		{"/v2/x/uploads/id", route{}},
 		{"/v2/x/other/y", route{}},
 		{"/oauth2/token/", route{}},
-		{"/oauth2/exchange", route{}},
+		{"/oauth2/exchange", route{Kind: routeExchange}},
+		{"/oauth2/exchange/", route{}},
 	}
 	for _, tt := range tests {
 		if got := parseRoute(tt.path); got != tt.want {

@@ -96,6 +96,12 @@ func (s *Service) IssueAccessToken(ctx context.Context, p Principal, registry, s
 	if err != nil {
 		return Token{}, err
 	}
+	return s.signAccessToken(ctx, p, service, granted)
+}
+
+// signAccessToken signs an access token for p with audience service carrying
+// granted, which the caller has decided.
+func (s *Service) signAccessToken(ctx context.Context, p Principal, service string, granted []Access) (Token, error) {
 	key, err := s.currentSigner(ctx)
 	if err != nil {
 		return Token{}, err
