@@ -23,7 +23,7 @@ var tokenColumns = []column{
 	{"CREATION DATE", "properties.creationDate"},
 }
 
-var credentialColumns = []column{{"NAME", "name"}, {"VALUE", "value"}, {"EXPIRY", "expiry"}}
+var tokenCredentialColumns = []column{{"NAME", "name"}, {"VALUE", "value"}, {"EXPIRY", "expiry"}}
 
 func tokenPath(regPath, name string) string { return regPath + "/tokens/" + name }
 
@@ -257,7 +257,7 @@ func newTokenCredentialCmd(cio cliIO, out *outputOptions) *cobra.Command {
 				if out.query == "" && out.format == "table" {
 					rm, _ := res.(map[string]any)
 					list, _ := rm["passwords"].([]any)
-					return out.print(cio.stdout, nonNilList(list), credentialColumns)
+					return out.print(cio.stdout, nonNilList(list), tokenCredentialColumns)
 				}
 				return out.print(cio.stdout, res, nil)
 			})
