@@ -312,3 +312,25 @@ func TestScaleoutReport(t *testing.T) {
 		t.Errorf("the scale-out report is not one section of its own: %q", titles(d))
 	}
 }
+
+// TestRepositoryReport checks that every section of the checked-in
+// BENCHMARKS.md belongs to a mode, so that each run replaces its sections
+// instead of adding a second copy.
+func TestRepositoryReport(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "BENCHMARKS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := parseDocument(string(b))
+	for _, s := range d.sections {
+		if sectionMode(s.title) == "" {
+			t.Errorf("BENCHMARKS.md section %q belongs to no mode of the driver", s.title)
+		}
+	}
+	for _, m := range modeOrder {
+		merged := mergeDocument(d, document{}, m)
+		if len(merged.sections) >= len(d.sections) {
+			t.Errorf("mode %s owns no section of BENCHMARKS.md", m)
+		}
+	}
+}
