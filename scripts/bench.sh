@@ -58,6 +58,12 @@ for arg in "$@"; do
 done
 command_line="./scripts/bench.sh${*:+ $*}"
 
+# moat reads every option from MOAT_* too: none from the caller's
+# environment may change what is measured.
+for var in $(compgen -e | grep '^MOAT_' || true); do
+	unset "$var"
+done
+
 mkdir -p "$bin_dir"
 echo "==> building moat and the benchmark driver"
 go build -o "$bin_dir/moat" ./cmd/moat
@@ -75,6 +81,8 @@ pg_data="" # its data directory, once the server started
 pg_user="" # whom the cluster runs as when we are root
 cleanup() {
 	local rc=$?
+	# A second ^C must not cut the cleanup short and leave servers behind.
+	trap '' INT TERM
 	for pid in "${pids[@]}"; do
 		kill -TERM "$pid" 2>/dev/null || true
 	done
@@ -143,9 +151,9 @@ password="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 start_moat() {
 	local name="$1" port="$2"
 	shift 2
-	mkdir -p "$work/$name"
+	mkdir -m 700 "$work/$name"
 	MOAT_ADMIN_PASSWORD="$password" "$bin_dir/moat" serve \
-		--data-dir "$work/$name" --listen "127.0.0.1:$port" --insecure-http --log-level warn "$@" \
+		--data-dir "$work/$name" --listen "127.0.0.1:$port" --insecure-http --log-level warn --shutdown-timeout 5s "$@" \
 		>"$work/$name.log" 2>&1 &
 	pids+=($!)
 	wait_port "$port" "moat ($name)" "$!" "$work/$name.log"
