@@ -1,10 +1,20 @@
-// Command bench measures moat and CNCF Distribution side by side on this
-// machine and writes BENCHMARKS.md. scripts/bench.sh builds both registries,
-// starts them on loopback with their storage on the same disk, and runs this
-// driver; run that script rather than this program.
+// Command bench measures moat on this machine and writes BENCHMARKS.md.
+// scripts/bench.sh builds moat (and whatever else a mode compares it with),
+// starts everything on loopback and runs this driver; run that script
+// rather than this program.
 //
-// What it measures, in one run and interleaving the two registries so that
-// neither profits from a quieter moment of the machine:
+// It has three modes (-mode), each writing its own sections of the report
+// and keeping the others' (see merge.go):
+//
+//   - compare (the default): moat against CNCF Distribution, below;
+//   - scaleout: moat on its embedded stores against one replica on
+//     PostgreSQL and Azure Blob Storage (Azurite) and against two replicas
+//     over the same database and container (scaleout.go);
+//   - firewall: one moat with its registry's network rules off and on
+//     (firewall.go).
+//
+// What compare measures, in one run and interleaving the two registries so
+// that neither profits from a quieter moment of the machine:
 //
 //   - the machine's own bound: sha256 throughput in-process, fsync'd
 //     sequential write throughput to the registries' disk, and both in one
@@ -30,8 +40,8 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 )
 
@@ -51,6 +61,19 @@ type config struct {
 	moatVersion  string
 	distVersion  string
 	quick        bool
+	mode         string
+
+	// scaleout: the embedded moat and the replicas over PostgreSQL and
+	// Azurite (the first replica alone is the one-replica deployment).
+	embeddedURL     string
+	replicaURLs     []string
+	postgresVersion string
+	azuriteVersion  string
+	// firewall: the output of `go test -bench . ./internal/netrule` and
+	// the command that produced it.
+	netruleBench        string
+	netruleBenchCommand string
+	registryID          string
 
 	sizes         []int64
 	chunk         int64
@@ -70,7 +93,18 @@ func main() {
 	flag.StringVar(&c.moatVersion, "moat-version", "", "moat version or commit recorded in the report")
 	flag.StringVar(&c.distVersion, "distribution-version", "v3.1.2", "Distribution version recorded in the report")
 	flag.BoolVar(&c.quick, "quick", false, "small sizes and short runs, to check the harness itself")
+	flag.StringVar(&c.mode, "mode", modeCompare, "what to measure: compare (moat against Distribution), scaleout or firewall")
+	flag.StringVar(&c.embeddedURL, "embedded", "", "scaleout: base URL of moat on its embedded stores (SQLite and a directory)")
+	replicas := flag.String("replicas", "", "scaleout: comma-separated base URLs of two moat replicas over PostgreSQL and Azurite")
+	flag.StringVar(&c.postgresVersion, "postgres-version", "", "scaleout: PostgreSQL version recorded in the report")
+	flag.StringVar(&c.azuriteVersion, "azurite-version", "", "scaleout: Azurite version recorded in the report")
+	flag.StringVar(&c.netruleBench, "netrule-bench", "", "firewall: file with the output of go test -bench . ./internal/netrule")
+	flag.StringVar(&c.netruleBenchCommand, "netrule-bench-command", "go test -run '^$' -bench . ./internal/netrule", "firewall: the command that produced -netrule-bench")
+	flag.StringVar(&c.registryID, "registry-id", defaultRegistryID, "firewall: ARM id of the registry served at -moat's address")
 	flag.Parse()
+	if *replicas != "" {
+		c.replicaURLs = strings.Split(*replicas, ",")
+	}
 	// The password comes from the environment so that it does not show in
 	// the process list.
 	c.moatPassword = os.Getenv("BENCH_MOAT_PASSWORD")
@@ -98,11 +132,40 @@ func main() {
 }
 
 func run(ctx context.Context, c config) error {
+	start := time.Now()
+	var (
+		md  string
+		err error
+	)
+	switch c.mode {
+	case modeCompare:
+		md, err = runCompare(ctx, c)
+	case modeScaleout:
+		md, err = runScaleout(ctx, c)
+	case modeFirewall:
+		md, err = runFirewall(ctx, c)
+	default:
+		return fmt.Errorf("-mode %q: want compare, scaleout or firewall", c.mode)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := writeMerged(c.out, md, c.mode); err != nil {
+		return err
+	}
+	fmt.Print(md)
+	slog.Info("report written", "file", c.out, "mode", c.mode, "elapsed", time.Since(start).Round(time.Second))
+	return nil
+}
+
+// runCompare measures moat against Distribution and returns the report's
+// preamble and the sections it owns.
+func runCompare(ctx context.Context, c config) (string, error) {
 	if c.moatURL == "" || c.distURL == "" {
-		return errors.New("both -moat and -distribution are required")
+		return "", errors.New("both -moat and -distribution are required")
 	}
 	if c.moatPassword == "" {
-		return errors.New("BENCH_MOAT_PASSWORD is not set")
+		return "", errors.New("BENCH_MOAT_PASSWORD is not set")
 	}
 	start := time.Now()
 	rep := &report{config: c, started: start.UTC()}
@@ -111,44 +174,34 @@ func run(ctx context.Context, c config) error {
 	slog.Info("measuring the machine's bound", "disk", c.diskDir)
 	b, err := measureBound(c.diskDir, c.sizes[len(c.sizes)-1])
 	if err != nil {
-		return fmt.Errorf("machine bound: %w", err)
+		return "", fmt.Errorf("machine bound: %w", err)
 	}
 	rep.bound = b
 
 	moat, err := newTarget(ctx, "moat", c.moatURL, c.moatUser, c.moatPassword)
 	if err != nil {
-		return err
+		return "", err
 	}
 	dist, err := newTarget(ctx, "Distribution", c.distURL, "", "")
 	if err != nil {
-		return err
+		return "", err
 	}
 	targets := []*target{moat, dist}
 
 	slog.Info("blob push and pull")
 	if rep.push, rep.pull, err = benchBlobs(ctx, c, targets); err != nil {
-		return err
+		return "", err
 	}
 	slog.Info("manifest GET and HEAD")
 	if rep.manifests, err = benchManifests(ctx, c, targets); err != nil {
-		return err
+		return "", err
 	}
 	slog.Info("tags list", "tags", c.tagCount)
 	if rep.tags, err = benchTags(ctx, c, targets); err != nil {
-		return err
+		return "", err
 	}
 	rep.elapsed = time.Since(start)
-
-	md := rep.markdown()
-	if err := os.MkdirAll(filepath.Dir(c.out), 0o750); err != nil {
-		return fmt.Errorf("creating the report's directory: %w", err)
-	}
-	if err := os.WriteFile(c.out, []byte(md), 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", c.out, err)
-	}
-	fmt.Print(md)
-	slog.Info("report written", "file", c.out, "elapsed", rep.elapsed.Round(time.Second))
-	return nil
+	return rep.markdown(), nil
 }
 
 // newHTTPClient is the client both registries are measured with: keep-alive

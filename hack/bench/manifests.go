@@ -130,6 +130,18 @@ func benchManifests(ctx context.Context, c config, targets []*target) ([]manifes
 // load sends requests from conc workers for about d and reports the rate and
 // latency percentiles.
 func load(ctx context.Context, t *target, repo, method, path string, conc int, d time.Duration) (loadResult, error) {
+	lat, elapsed, err := loadSpread(ctx, []*target{t}, repo, method, path, conc, d)
+	if err != nil {
+		return loadResult{}, err
+	}
+	return summarize(lat, elapsed), nil
+}
+
+// loadSpread is load over several targets (replicas of one deployment):
+// worker w sends all its requests to targets[w % len(targets)], as clients
+// behind a connection-level balancer do. It returns every request's latency,
+// sorted, and the wall time.
+func loadSpread(ctx context.Context, targets []*target, repo, method, path string, conc int, d time.Duration) ([]time.Duration, time.Duration, error) {
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -139,6 +151,7 @@ func load(ctx context.Context, t *target, repo, method, path string, conc int, d
 	start := time.Now()
 	deadline := start.Add(d)
 	for w := 0; w < conc; w++ {
+		t := targets[w%len(targets)]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -171,10 +184,16 @@ func load(ctx context.Context, t *target, repo, method, path string, conc int, d
 	wg.Wait()
 	elapsed := time.Since(start)
 	if firstErr != nil {
-		return loadResult{}, firstErr
+		return nil, 0, firstErr
 	}
 	slices.Sort(all)
-	return loadResult{requests: len(all), elapsed: elapsed, p50: percentile(all, 50), p99: percentile(all, 99)}, nil
+	return all, elapsed, nil
+}
+
+// summarize turns sorted latencies and the wall time they took into a rate
+// and percentiles.
+func summarize(sorted []time.Duration, elapsed time.Duration) loadResult {
+	return loadResult{requests: len(sorted), elapsed: elapsed, p50: percentile(sorted, 50), p99: percentile(sorted, 99)}
 }
 
 // percentile returns the p-th percentile (nearest rank) of sorted.

@@ -96,6 +96,8 @@ func (r *report) markdown() string {
 	w("The client, moat and Distribution share the machine's CPUs; all traffic is plain HTTP over\n")
 	w("loopback. MB/s is 10⁶ bytes per second. Each registry gets the same requests, interleaved\n")
 	w("(the order alternates between repetitions).\n\n")
+	w("The sections *Scale-out* and *Network rules* at the end come from separate runs\n")
+	w("(`./scripts/bench.sh --scaleout`, `--firewall`), each with its own date and command.\n\n")
 
 	w("## Targets (DESIGN.md §7, registry core)\n\n")
 	w("| target | measured | met |\n|---|---|---|\n")
