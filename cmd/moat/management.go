@@ -38,6 +38,10 @@ func newManagementPlane(o *serveOptions, deps planeDeps, logger *slog.Logger) ht
 		Logger:        logger,
 		Authorize:     managementAuthorizer(deps.ids),
 		PrincipalType: deps.ids.PrincipalType,
+		ResolvePrincipal: func(ctx context.Context, ref string) (arm.ResolvedPrincipal, bool, error) {
+			id, typ, name, found, err := deps.ids.ResolvePrincipal(ctx, ref)
+			return arm.ResolvedPrincipal{ID: id, PrincipalType: typ, Name: name}, found, err
+		},
 		OnRoleAssignmentChange: func(context.Context) {
 			deps.ids.InvalidateRoleAssignments()
 		},

@@ -28,6 +28,11 @@ type Options struct {
 	// assignments: its ARM principalType ("User", "ServicePrincipal") and
 	// whether it exists. Without it any principal id is accepted.
 	PrincipalType func(ctx context.Context, principalID string) (principalType string, found bool, err error)
+	// ResolvePrincipal, when set, finds a principal by object id,
+	// application (client) id or user name, for GET
+	// /providers/Microsoft.Authorization/principals/{ref} (how the CLI's
+	// --assignee finds an object id; moat has no Graph API).
+	ResolvePrincipal func(ctx context.Context, ref string) (p ResolvedPrincipal, found bool, err error)
 	// OnRoleAssignmentChange, when set, is called after a role assignment
 	// was created or deleted, so caches of assignments can be dropped.
 	OnRoleAssignmentChange func(ctx context.Context)

@@ -36,6 +36,7 @@ var authorizationAPIVersions = []string{
 type authzRoute struct {
 	scope       string // "/" for the root
 	definitions bool   // roleDefinitions rather than roleAssignments
+	principals  bool   // moat's principal lookup (root scope only)
 	name        string // "" for a list
 }
 
@@ -54,6 +55,8 @@ func parseAuthzRoute(path string) (authzRoute, bool) {
 	rest := strings.Split(strings.TrimSuffix(path[i+len(authorizationNS):], "/"), "/")
 	var ar authzRoute
 	switch {
+	case eq(rest[0], "principals") && i == 0:
+		ar.principals = true
 	case eq(rest[0], "roleAssignments"):
 	case eq(rest[0], "roleDefinitions"):
 		ar.definitions = true
@@ -90,6 +93,9 @@ func (h *handler) serveRoleAssignments(w http.ResponseWriter, r *http.Request) b
 	}
 	var err error
 	switch {
+	case ar.principals:
+		h.only(w, r, http.MethodGet, func() error { return h.resolvePrincipal(w, r, ar) })
+		return true
 	case ar.definitions && ar.name == "":
 		h.only(w, r, http.MethodGet, func() error { return h.listRoleDefinitions(w, r, ar) })
 		return true
@@ -511,5 +517,34 @@ func (h *handler) listRoleDefinitions(w http.ResponseWriter, r *http.Request, ar
 		}
 	}
 	h.writePage(w, r, items)
+	return nil
+}
+
+// ResolvedPrincipal is a principal as the principal lookup answers it.
+type ResolvedPrincipal struct {
+	// ID is the object id, what role assignments name.
+	ID string `json:"id"`
+	// PrincipalType is ARM's: User or ServicePrincipal.
+	PrincipalType string `json:"principalType"`
+	// Name is the sign-in name: user name or application id.
+	Name string `json:"name"`
+}
+
+// resolvePrincipal answers GET /providers/Microsoft.Authorization/
+// principals/{ref} (a moat extension): the principal whose object id,
+// application id or user name is ref. Any authenticated caller may look
+// principals up, as any Entra user may read the directory.
+func (h *handler) resolvePrincipal(w http.ResponseWriter, r *http.Request, ar authzRoute) error {
+	if ar.name == "" || h.o.ResolvePrincipal == nil {
+		return newError(http.StatusNotFound, "PrincipalNotFound", "name a principal: /providers/Microsoft.Authorization/principals/{object id, application id or user name}")
+	}
+	p, found, err := h.o.ResolvePrincipal(r.Context(), ar.name)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return newError(http.StatusNotFound, "PrincipalNotFound", "no user or service principal has the object id, application id or name '%s'", ar.name)
+	}
+	writeJSON(w, http.StatusOK, p)
 	return nil
 }

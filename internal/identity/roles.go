@@ -198,3 +198,34 @@ func (s *Service) authenticateServicePrincipalBasic(ctx context.Context, user, p
 	}
 	return p, true, err
 }
+
+// ResolvePrincipal finds the principal role assignments can name by ref: an
+// object id, a service principal's application id, or a user name. It
+// returns the object id, ARM's principalType and the sign-in name.
+func (s *Service) ResolvePrincipal(ctx context.Context, ref string) (id, principalType, name string, found bool, err error) {
+	typ, ok, err := s.PrincipalType(ctx, ref)
+	if err != nil {
+		return "", "", "", false, err
+	}
+	if ok {
+		p, err := s.store.GetPrincipal(ctx, strings.ToLower(ref))
+		if err != nil {
+			return "", "", "", false, fmt.Errorf("identity: looking up principal %s: %w", ref, err)
+		}
+		return p.ID, typ, p.Name, true, nil
+	}
+	for _, k := range []struct{ kind, typ, name string }{
+		{KindServicePrincipal, "ServicePrincipal", strings.ToLower(ref)},
+		{KindUser, "User", ref},
+	} {
+		p, err := s.store.GetPrincipalByName(ctx, k.kind, k.name)
+		if errors.Is(err, meta.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", "", "", false, fmt.Errorf("identity: looking up %s %q: %w", k.kind, ref, err)
+		}
+		return p.ID, k.typ, p.Name, true, nil
+	}
+	return "", "", "", false, nil
+}

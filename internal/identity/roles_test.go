@@ -206,3 +206,23 @@ func TestAuthenticateBasicServicePrincipal(t *testing.T) {
 		t.Fatalf("deleted service principal: %v", err)
 	}
 }
+
+func TestResolvePrincipal(t *testing.T) {
+	_, _, s, admin, _ := newAdmin(t)
+	ctx := context.Background()
+	sp, _, err := s.CreateServicePrincipal(ctx, "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ref, want := range map[string]string{admin.ID: admin.ID, AdminName: admin.ID, sp.ObjectID: sp.ObjectID, sp.AppID: sp.ObjectID} {
+		id, _, _, found, err := s.ResolvePrincipal(ctx, ref)
+		if err != nil || !found || id != want {
+			t.Errorf("ResolvePrincipal(%s) = %s, %v, %v; want %s", ref, id, found, err, want)
+		}
+	}
+	for _, ref := range []string{"nobody", "00000000-0000-0000-0000-000000000009", ""} {
+		if id, _, _, found, err := s.ResolvePrincipal(ctx, ref); found || err != nil {
+			t.Errorf("ResolvePrincipal(%q) = %s, %v, %v", ref, id, found, err)
+		}
+	}
+}
