@@ -23,7 +23,8 @@ type cliIO struct {
 func addClientCommands(root *cobra.Command, stdout, stderr io.Writer) {
 	cio := cliIO{stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
-	root.AddCommand(newLoginCmd(cio), newLogoutCmd(), newGroupCmd(cio), newACRCmd(cio), newResourceCmd(cio), newDeploymentCmd(cio))
+	root.AddCommand(newLoginCmd(cio), newLogoutCmd(), newGroupCmd(cio), newACRCmd(cio), newResourceCmd(cio), newDeploymentCmd(cio),
+		newRoleCmd(cio)) // cli_role.go
 }
 
 func newLoginCmd(cio cliIO) *cobra.Command {

@@ -13,28 +13,20 @@ import (
 )
 
 // managementAuthorizer authenticates management requests with an
-// Entra-style bearer token from moat's own issuer. Until role assignments
-// exist, only the deployment admin (Owner at deployment scope) may manage;
-// every other principal is refused with 403 (fail closed).
-func managementAuthorizer(ids *identity.Service) func(context.Context, *http.Request) (string, error) {
-	return func(ctx context.Context, r *http.Request) (string, error) {
+// Entra-style bearer token from moat's own issuer and returns the caller;
+// what the caller may do is then decided per route by its role assignments
+// (the deployment admin is Owner at "/").
+func managementAuthorizer(ids *identity.Service) func(context.Context, *http.Request) (arm.Caller, error) {
+	return func(ctx context.Context, r *http.Request) (arm.Caller, error) {
 		scheme, raw, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || raw == "" {
-			return "", fmt.Errorf("a bearer token from moat's token endpoint is required")
+			return arm.Caller{}, fmt.Errorf("a bearer token from moat's token endpoint is required")
 		}
 		p, err := ids.VerifyManagementToken(ctx, raw)
 		if err != nil {
-			return "", err
+			return arm.Caller{}, err
 		}
-		who := p.Name + " (object id " + p.ID + ")"
-		admin, err := ids.IsDeploymentAdmin(ctx, p)
-		if err != nil {
-			return who, fmt.Errorf("checking the caller's role: %w", err)
-		}
-		if !admin {
-			return who, fmt.Errorf("%w: only the deployment admin may manage registries until role assignments are supported", arm.ErrForbidden)
-		}
-		return who, nil
+		return arm.Caller{ID: p.ID, Name: p.Name, Kind: p.Kind}, nil
 	}
 }
 
@@ -42,9 +34,17 @@ func managementAuthorizer(ids *identity.Service) func(context.Context, *http.Req
 // registry change so the data plane stops serving stale configuration.
 func newManagementPlane(o *serveOptions, deps planeDeps, logger *slog.Logger) http.Handler {
 	return arm.New(arm.Options{
-		Meta:             deps.meta,
-		Logger:           logger,
-		Authorize:        managementAuthorizer(deps.ids),
+		Meta:          deps.meta,
+		Logger:        logger,
+		Authorize:     managementAuthorizer(deps.ids),
+		PrincipalType: deps.ids.PrincipalType,
+		ResolvePrincipal: func(ctx context.Context, ref string) (arm.ResolvedPrincipal, bool, error) {
+			id, typ, name, found, err := deps.ids.ResolvePrincipal(ctx, ref)
+			return arm.ResolvedPrincipal{ID: id, PrincipalType: typ, Name: name}, found, err
+		},
+		OnRoleAssignmentChange: func(context.Context) {
+			deps.ids.InvalidateRoleAssignments()
+		},
 		OnRegistryChange: deps.onRegistryChange,
 		Domain:           o.domain,
 	})

@@ -20,12 +20,29 @@
 //	POST                …/registries/{name}/generateCredentials (tokens.go)
 //	POST                /subscriptions/{sub}/providers/Microsoft.ContainerRegistry/checkNameAvailability
 //	GET                 /providers/Microsoft.ContainerRegistry/operations
+//	PUT|GET|DELETE      {scope}/providers/Microsoft.Authorization/roleAssignments/{guid} (roles.go)
+//	GET                 {scope}/providers/Microsoft.Authorization/roleAssignments[?$filter=]
+//	GET                 {scope}/providers/Microsoft.Authorization/roleDefinitions[/{guid}]
+//	GET                 /providers/Microsoft.Authorization/principals/{ref} (moat extension)
 //
 // Invariants and decisions:
 //
-//   - Every request is authorized by Options.Authorize before anything else
-//     is read; without an Authorize hook every request is refused with 401
-//     (fail closed).
+//   - Every request is authenticated by Options.Authorize before anything
+//     else is read; without an Authorize hook every request is refused with
+//     401 (fail closed). Every route then calls require with its ARM action
+//     and the scope it acts on, before it reads or changes anything; the
+//     caller's role assignments (rbac.Allowed, read once per request)
+//     decide, and a refusal is 403 AuthorizationFailed naming the caller's
+//     object id, the action and the scope. Lists answer only what the caller
+//     may read. The provider's operation list and the built-in role
+//     definitions are readable by every authenticated caller, as in ARM.
+//   - Role assignments are meta.Resources of type
+//     Microsoft.Authorization/roleAssignments with the id
+//     {scope}/providers/Microsoft.Authorization/roleAssignments/{guid}, so
+//     deleting a resource group or registry deletes the assignments at or
+//     below it. Only Owner-like roles (roleAssignments/write) may create
+//     them; one principal holds one role at one scope at most once
+//     (409 RoleAssignmentExists). Conditions are refused, not ignored.
 //   - Every request needs an api-version the resource provider published
 //     (model.APIVersions for Microsoft.ContainerRegistry, a list of
 //     Microsoft.Resources versions for resource groups); otherwise 400

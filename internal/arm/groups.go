@@ -185,6 +185,11 @@ func (h *handler) listGroups(w http.ResponseWriter, r *http.Request, rt route) e
 	}
 	items := make([]any, 0, len(res))
 	for _, g := range res {
+		if ok, err := h.may(r, actionGroupRead, g.ID); err != nil {
+			return err
+		} else if !ok {
+			continue
+		}
 		gj, err := groupShape(g)
 		if err != nil {
 			return err

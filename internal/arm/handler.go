@@ -19,10 +19,23 @@ type Options struct {
 	Meta meta.Store
 	// Logger receives server-side failures; nil means slog.Default().
 	Logger *slog.Logger
-	// Authorize authenticates and authorizes a request and returns the
-	// principal. An error refuses the request: 403 when it wraps
-	// ErrForbidden, 401 otherwise. A nil Authorize refuses everything.
-	Authorize func(ctx context.Context, r *http.Request) (principal string, err error)
+	// Authorize authenticates a request and returns its caller, whose role
+	// assignments then decide every route (require). An error refuses the
+	// request: 403 when it wraps ErrForbidden, 401 otherwise. A nil
+	// Authorize refuses everything.
+	Authorize func(ctx context.Context, r *http.Request) (Caller, error)
+	// PrincipalType, when set, resolves a principal id for role
+	// assignments: its ARM principalType ("User", "ServicePrincipal") and
+	// whether it exists. Without it any principal id is accepted.
+	PrincipalType func(ctx context.Context, principalID string) (principalType string, found bool, err error)
+	// ResolvePrincipal, when set, finds a principal by object id,
+	// application (client) id or user name, for GET
+	// /providers/Microsoft.Authorization/principals/{ref} (how the CLI's
+	// --assignee finds an object id; moat has no Graph API).
+	ResolvePrincipal func(ctx context.Context, ref string) (p ResolvedPrincipal, found bool, err error)
+	// OnRoleAssignmentChange, when set, is called after a role assignment
+	// was created or deleted, so caches of assignments can be dropped.
+	OnRoleAssignmentChange func(ctx context.Context)
 	// OnRegistryChange, when set, is called with the registry's name after
 	// a registry was created, updated or deleted.
 	OnRegistryChange func(ctx context.Context, name string)
@@ -183,6 +196,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"the resource type of %q is not served by moat (it serves %s/registries and Microsoft.Resources/resourceGroups)", r.URL.Path, providerNS))
 		return
 	}
+	if err := h.requireRoute(r, rt); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	group := rt.kind == routeGroup || rt.kind == routeGroupList
 	v, err := h.apiVersion(r, group)
 	if err != nil {
@@ -232,15 +249,15 @@ func (h *handler) authorize(r *http.Request) (*http.Request, error) {
 	if h.o.Authorize == nil {
 		return r, newError(http.StatusUnauthorized, "AuthenticationFailed", "management requests are refused: no authorization is configured")
 	}
-	principal, err := h.o.Authorize(r.Context(), r)
+	caller, err := h.o.Authorize(r.Context(), r)
 	if err != nil {
 		if errors.Is(err, ErrForbidden) {
 			return r, newError(http.StatusForbidden, "AuthorizationFailed",
-				"the client %q does not have authorization to perform %s over scope %q", principal, r.Method, r.URL.Path)
+				"the client '%s' with object id '%s' does not have authorization to perform %s over scope '%s': %v", caller.Name, caller.ID, r.Method, r.URL.Path, err)
 		}
 		return r, newError(http.StatusUnauthorized, "AuthenticationFailed", "authentication failed: %v", err)
 	}
-	return r.WithContext(withCaller(r.Context(), principal)), nil
+	return r.WithContext(withCaller(r.Context(), caller)), nil
 }
 
 // resourceGroupAPIVersions are the Microsoft.Resources api-versions

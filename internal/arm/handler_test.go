@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/moat-registry/moat/internal/model"
+	"github.com/moat-registry/moat/internal/rbac"
 	"github.com/moat-registry/moat/internal/storage/meta"
 	"github.com/moat-registry/moat/internal/storage/meta/sqlite"
 )
@@ -52,14 +53,18 @@ func newEnv(t *testing.T) *env {
 	e.h = newHandler(Options{
 		Meta:   s,
 		Domain: "moat.test",
-		Authorize: func(_ context.Context, r *http.Request) (string, error) {
+		Authorize: func(_ context.Context, r *http.Request) (Caller, error) {
 			switch r.Header.Get("Authorization") {
 			case "Bearer good":
-				return "tester", nil
+				return testOwner, nil
 			case "Bearer reader":
-				return "", fmt.Errorf("reader may not write: %w", ErrForbidden)
+				return testReader, nil
 			}
-			return "", errors.New("no valid bearer token")
+			// "Bearer as:{object id}" is any other principal (roles_test.go).
+			if id, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer as:"); ok && id != "" {
+				return Caller{ID: id, Name: "app-" + id[:4], Kind: "servicePrincipal"}, nil
+			}
+			return Caller{}, errors.New("no valid bearer token")
 		},
 		OnRegistryChange: func(_ context.Context, name string) {
 			e.mu.Lock()
@@ -67,8 +72,27 @@ func newEnv(t *testing.T) *env {
 			e.changes = append(e.changes, name)
 		},
 	})
+	// The tester is Owner at the deployment root, the reader Reader there,
+	// as real role assignments.
+	for i, a := range []rbac.Assignment{
+		{Name: "00000000-0000-0000-0000-0000000000a1", Scope: "/", RoleDefinitionID: rbac.DefinitionID("", rbac.OwnerID), PrincipalID: testOwner.ID, PrincipalType: "User"},
+		{Name: "00000000-0000-0000-0000-0000000000a2", Scope: "/", RoleDefinitionID: rbac.DefinitionID("", rbac.ReaderID), PrincipalID: testReader.ID, PrincipalType: "User"},
+	} {
+		res, err := rbac.ToResource(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.PutResource(t.Context(), res); err != nil {
+			t.Fatalf("assignment %d: %v", i, err)
+		}
+	}
 	return e
 }
+
+var (
+	testOwner  = Caller{ID: "0b000000-0000-0000-0000-0000000000b1", Name: "tester", Kind: "user"}
+	testReader = Caller{ID: "0b000000-0000-0000-0000-0000000000b2", Name: "reader", Kind: "user"}
+)
 
 type resp struct {
 	status int
@@ -78,6 +102,12 @@ type resp struct {
 }
 
 func (e *env) do(method, path, apiVersion, body string) resp {
+	e.t.Helper()
+	return e.doAs("good", method, path, apiVersion, body)
+}
+
+// doAs is do with another bearer token.
+func (e *env) doAs(token, method, path, apiVersion, body string) resp {
 	e.t.Helper()
 	if apiVersion != "" {
 		sep := "?"
@@ -91,7 +121,7 @@ func (e *env) do(method, path, apiVersion, body string) resp {
 		rd = strings.NewReader(body)
 	}
 	req := httptest.NewRequest(method, path, rd)
-	req.Header.Set("Authorization", "Bearer good")
+	req.Header.Set("Authorization", "Bearer "+token)
 	rec := httptest.NewRecorder()
 	e.h.ServeHTTP(rec, req)
 	out := resp{status: rec.Code, header: rec.Header(), raw: rec.Body.String()}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moat-registry/moat/internal/rbac"
 	"github.com/moat-registry/moat/internal/transfer"
 )
 
@@ -90,10 +91,21 @@ func (h *handler) serveImport(w http.ResponseWriter, r *http.Request) bool {
 		h.writeError(w, r, err)
 		return true
 	}
+	id := registryID(ir.sub, ir.rg, ir.name)
 	if ir.op == "" {
-		h.only(w, r, http.MethodPost, func() error { return h.startImport(w, r, ir) })
+		h.only(w, r, http.MethodPost, func() error {
+			if err := h.require(r, rbac.ActionImportImage, id); err != nil {
+				return err
+			}
+			return h.startImport(w, r, ir)
+		})
 	} else {
-		h.only(w, r, http.MethodGet, func() error { return h.importStatus(w, r, ir) })
+		h.only(w, r, http.MethodGet, func() error {
+			if err := h.require(r, actionImportOpStatus, id); err != nil {
+				return err
+			}
+			return h.importStatus(w, r, ir)
+		})
 	}
 	return true
 }
@@ -138,6 +150,13 @@ func (h *handler) startImport(w http.ResponseWriter, r *http.Request, ir importR
 	// What needs no store is refused at once, as ACR does.
 	if err := transfer.Validate(req); err != nil {
 		return importError(err)
+	}
+	// Importing from a registry of the deployment reads it: the caller must
+	// be allowed to pull from the source, as ACR requires.
+	if in.Source.ResourceID != "" {
+		if err := h.require(r, rbac.ActionPull, in.Source.ResourceID); err != nil {
+			return err
+		}
 	}
 
 	id, err := newOpID()

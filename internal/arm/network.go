@@ -68,11 +68,22 @@ func (h *handler) serveNetworkExtension(w http.ResponseWriter, r *http.Request) 
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	}
+	id := registryID(rt.sub, rt.rg, rt.name)
 	switch action {
 	case extAuditRecords:
-		h.only(w, r, http.MethodGet, func() error { return h.auditRecords(w, r, rt) })
+		h.only(w, r, http.MethodGet, func() error {
+			if err := h.require(r, actionAuditRead, id); err != nil {
+				return err
+			}
+			return h.auditRecords(w, r, rt)
+		})
 	case extCheckAccess:
-		h.only(w, r, http.MethodPost, func() error { return h.checkNetworkAccess(w, r, rt) })
+		h.only(w, r, http.MethodPost, func() error {
+			if err := h.require(r, actionCheckAccess, id); err != nil {
+				return err
+			}
+			return h.checkNetworkAccess(w, r, rt)
+		})
 	}
 	return true
 }

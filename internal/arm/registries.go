@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/moat-registry/moat/internal/model"
+	"github.com/moat-registry/moat/internal/rbac"
 	"github.com/moat-registry/moat/internal/storage/meta"
 )
 
@@ -294,6 +295,12 @@ func (h *handler) listRegistries(w http.ResponseWriter, r *http.Request, rt rout
 	}
 	items := make([]any, 0, len(regs))
 	for _, stored := range regs {
+		// ARM lists what the caller may read and leaves the rest out.
+		if ok, err := h.may(r, rbac.ActionRegistryRead, stored.ResourceID); err != nil {
+			return err
+		} else if !ok {
+			continue
+		}
 		reg, err := h.decodeStored(stored)
 		if err != nil {
 			return err

@@ -2,17 +2,14 @@ package identity
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
-	"github.com/moat-registry/moat/internal/storage/meta"
+	"github.com/moat-registry/moat/internal/rbac"
 )
 
-// role is a named set of rights on a registry. Today only the deployment
-// admin's role exists; the identity issue adds ACR's built-in roles (AcrPull:
-// pull; AcrPush: pull, push; AcrDelete: delete; ...) and stored role
-// assignments, and Authorize stays the same: resolve roles, then grant.
+// role is a named set of rights on a registry, as resolved from a
+// principal's role assignments (roleFromRights).
 type role struct {
 	name string
 	// repositoryActions are the actions allowed on every repository of the
@@ -22,12 +19,9 @@ type role struct {
 	catalog bool
 }
 
-// roleDeploymentAdmin is everything on every registry.
-var roleDeploymentAdmin = role{
-	name:              "deployment admin",
-	repositoryActions: []string{ActionPull, ActionPush, ActionDelete, ActionAll},
-	catalog:           true,
-}
+// roleDeploymentAdmin is everything on every registry: what Owner,
+// Contributor and the deployment admin (Owner at "/") hold.
+var roleDeploymentAdmin = roleFromRights("full", rbac.DataPlaneRights{Pull: true, Push: true, Delete: true, Catalog: true})
 
 // Authorize returns what p may do of requested on registry: one entry per
 // requested entry, in order, with the requested actions that p's roles allow
@@ -50,29 +44,28 @@ func (s *Service) Authorize(ctx context.Context, p Principal, registry string, r
 	return grant(roles, requested), nil
 }
 
-// rolesOf resolves the roles p holds on registry. Only the deployment admin
-// holds one today, and only when p is the stored admin principal: a Principal
-// value that merely says "user"/"admin" with another ID gets nothing.
-func (s *Service) rolesOf(ctx context.Context, p Principal, _ string) ([]role, error) {
-	if p.Kind != KindUser || p.Name != AdminName || p.ID == "" {
+// rolesOf resolves the roles p holds on registry from the role assignments
+// that cover the registry's resource id (cached for roleCacheTTL, dropped at
+// once by InvalidateRoleAssignments). Registry-bound principals (admin user,
+// repository tokens) carry their rights themselves and get no roles here,
+// whatever their id.
+func (s *Service) rolesOf(ctx context.Context, p Principal, registry string) ([]role, error) {
+	if p.ID == "" || p.Registry != "" {
 		return nil, nil
 	}
-	if id := s.adminID.Load(); id != nil && *id == p.ID {
-		return []role{roleDeploymentAdmin}, nil
-	}
-	// Not cached yet, or the admin was re-created elsewhere: ask the store.
-	stored, err := s.store.GetPrincipalByName(ctx, KindUser, AdminName)
-	if errors.Is(err, meta.ErrNotFound) {
-		return nil, nil
-	}
+	as, err := s.roleAssignments(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("identity: resolving roles of %s %q: %w", p.Kind, p.Name, err)
 	}
-	s.setAdminID(stored.ID)
-	if stored.ID != p.ID {
+	scope, err := s.registryScope(ctx, registry)
+	if err != nil {
+		return nil, err
+	}
+	r := rbac.DataPlane(as, p.ID, scope)
+	if r == (rbac.DataPlaneRights{}) {
 		return nil, nil
 	}
-	return []role{roleDeploymentAdmin}, nil
+	return []role{roleFromRights("assigned", r)}, nil
 }
 
 // grant is the authorization decision: the intersection of requested and

@@ -83,6 +83,9 @@ type Service struct {
 	flights    map[string]*basicFlight
 
 	tokenCache *ttlCache[Claims]
+
+	// roles caches role assignments for data-plane authorization (roles.go).
+	roles roleCache
 }
 
 type basicEntry struct {
@@ -187,6 +190,9 @@ func (s *Service) EnsureAdmin(ctx context.Context, password string) (pw string, 
 	}
 	s.setAdminID(p.ID)
 	s.log.InfoContext(ctx, "created the deployment admin", "principal", p.ID, "generated_password", password == "")
+	if err := s.ensureAdminOwner(ctx, p.ID); err != nil {
+		return "", false, err
+	}
 	return pw, true, nil
 }
 
@@ -195,6 +201,9 @@ func (s *Service) EnsureAdmin(ctx context.Context, password string) (pw string, 
 // same MOAT_ADMIN_PASSWORD writes nothing.
 func (s *Service) resetAdmin(ctx context.Context, existing meta.Principal, password string) (string, bool, error) {
 	s.setAdminID(existing.ID)
+	if err := s.ensureAdminOwner(ctx, existing.ID); err != nil {
+		return "", false, err
+	}
 	if password == "" {
 		return "", false, nil
 	}
@@ -245,6 +254,12 @@ func (s *Service) AuthenticateBasic(ctx context.Context, user, pass string) (Pri
 	}
 	if len(user) > maxUsernameLen || len(pass) > maxPasswordLen {
 		return Principal{}, fmt.Errorf("%w: username or password too long", ErrUnauthenticated)
+	}
+	// A service principal signs in to the data plane with its application
+	// id and a client secret, as on ACR. Not cached: a deleted principal or
+	// removed secret stops working at once.
+	if p, ok, err := s.authenticateServicePrincipalBasic(ctx, user, pass); ok {
+		return p, err
 	}
 	key := basicKey(user, pass)
 	if e, ok := s.basicCache.get(key, s.now()); ok && e.gen == s.basicGen.Load() {
