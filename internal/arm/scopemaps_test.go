@@ -85,8 +85,10 @@ func TestScopeMaps_Lifecycle(t *testing.T) {
 	e.want(e.do("PUT", sm+"keepme", newest, `{"properties":{"actions":["repositories/a/content/read"]}}`), 201, "", "")
 	e.want(e.do("PUT", regPath+"tkreg1/tokens/tok01", newest, `{"properties":{"scopeMapId":"`+regPath+`tkreg1/scopeMaps/keepme"}}`), 201, "", "")
 	e.want(e.do("DELETE", regPath+"tkreg1", newest, ""), 200, "", "")
-	if left, err := e.store.ListResources(t.Context(), "", ""); err != nil || len(left) != 1 { // the resource group
-		t.Fatalf("left after registry delete: %v %v", left, err)
+	for _, typ := range []string{"Microsoft.ContainerRegistry/registries/scopeMaps", "Microsoft.ContainerRegistry/registries/tokens"} {
+		if left, err := e.store.ListResources(t.Context(), "", typ); err != nil || len(left) != 0 {
+			t.Fatalf("%s left after registry delete: %v %v", typ, left, err)
+		}
 	}
 }
 
