@@ -226,10 +226,11 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 	if err != nil {
 		return err
 	}
+	endpoints := newEndpointFollower()
 	mgmt := newManagementPlane(o, planeDeps{
 		meta:             metaStore,
 		ids:              ids,
-		onRegistryChange: announceRegistryChange(metaStore, plane, logger),
+		onRegistryChange: endpoints.afterChange(announceRegistryChange(metaStore, plane, logger)),
 	}, logger)
 	srv, err := server.New(server.Config{
 		TLS:             tlsConf,
@@ -253,7 +254,12 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 		"domain", o.domain, "data_dir", dataDir, "ca", caPath, "admin_user", identity.AdminName, "admin_password", adminNote)
 	printBanner(stderr, url, o, caPath, adminNote)
 
-	bg := startBackground(ctx, metaStore, plane, o.uploadTTL, logger)
+	if err := endpoints.start(ctx, metaStore, plane, ln.Addr(), tlsConf, o, logger); err != nil {
+		_ = ln.Close()
+		return err
+	}
+	defer endpoints.stop()
+	bg := startBackground(ctx, metaStore, plane, o.uploadTTL, logger, endpoints.trigger)
 	defer func() {
 		bg.stop()
 		logger.Debug("closing the stores")
