@@ -218,7 +218,9 @@ func (h *Handler) serve(q *request) {
 		q.Header()["Docker-Distribution-Api-Version"] = apiVersionHeader
 	}
 	q.registry, q.login = h.registryFor(r.Host)
-	h.privateArrival(q) // a private endpoint serves its own registry, whatever the Host
+	if !h.privateArrival(q) { // a private endpoint serves its own registry only
+		return
+	}
 	entry, err := h.registries.lookup(r.Context(), h.meta, q.registry, h.now())
 	if err != nil {
 		if errors.Is(err, meta.ErrNotFound) {
