@@ -223,3 +223,95 @@ func jsonString(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// eventually retries check every 50 ms for up to 5 s (another replica
+// follows the change feed within a second).
+func eventually(t *testing.T, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestPrivateEndpointsFollowOtherReplicas: two replicas share one data
+// directory (SQLite file, blobs, CA). An endpoint created, rejected and
+// deleted through replica A opens, refuses and closes its listener on
+// replica B too, through the change feed, without a restart.
+func TestPrivateEndpointsFollowOtherReplicas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	const password = "pe-secret-2"
+	dataDir := filepath.Join(t.TempDir(), "data")
+	env := []string{"MOAT_ADMIN_PASSWORD=" + password}
+	pa, urlA := startMoat(t, env, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
+	defer pa.stop(t)
+	pb, urlB := startMoat(t, env, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
+	defer pb.stop(t)
+	addrA := strings.TrimPrefix(urlA, "https://")
+	_, portB, _ := net.SplitHostPort(strings.TrimPrefix(urlB, "https://"))
+	ca := filepath.Join(dataDir, "ca.pem")
+	cfg := filepath.Join(t.TempDir(), "cfg")
+	if r := cli(t, cfg, []string{"MOAT_PASSWORD=" + password}, "", "login", "--server", urlA, "--ca-file", ca, "-u", "admin"); r.code != 0 {
+		t.Fatalf("login: %s", r.stderr)
+	}
+	cliOK(t, cfg, "group", "create", "-n", "pe")
+	cliOK(t, cfg, "acr", "create", "-n", "pereg02", "-g", "pe", "--sku", "Premium", "--public-network-enabled", "false")
+	var prof profile
+	if err := json.Unmarshal(readFile(t, filepath.Join(cfg, "profile.json")), &prof); err != nil {
+		t.Fatal(err)
+	}
+	mgmt := &peClient{t: t, url: urlA, token: prof.AccessToken, http: clientTrusting(t, ca, addrA)}
+	mgmt.putEndpoint("pe3", "pereg02", "127.0.0.79", false)
+
+	auth := remote.WithAuth(&authn.Basic{Username: "admin", Password: password})
+	viaB := remote.WithTransport(clientTrusting(t, ca, "127.0.0.79:"+portB).Transport)
+	ref, err := name.ParseReference("pereg02.localhost:" + portB + "/app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := random.Image(512, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "push through replica B's listener of the endpoint made on A", func() error { return remote.Write(ref, img, auth, viaB) })
+
+	conn := connectionOf(t, cfg, "pereg02", "pe3")
+	cliOK(t, cfg, "acr", "private-endpoint-connection", "reject", "-r", "pereg02", "-g", "pe", "-n", conn)
+	eventually(t, "replica B refuses the rejected endpoint", func() error {
+		_, err := remote.Head(ref, auth, viaB)
+		if err == nil || !strings.Contains(err.Error(), "DENIED") {
+			return errors.New("not DENIED yet: " + errString(err))
+		}
+		return nil
+	})
+	if status, out := mgmt.call(http.MethodDelete, "/subscriptions/"+peSub+"/resourceGroups/pe/providers/Microsoft.Network/privateEndpoints/pe3?api-version=2024-05-01", ""); status != http.StatusOK {
+		t.Fatalf("DELETE pe3: %d %v", status, out)
+	}
+	eventually(t, "replica B closes the deleted endpoint's listener", func() error {
+		c, err := net.DialTimeout("tcp", "127.0.0.79:"+portB, time.Second)
+		if err == nil {
+			_ = c.Close()
+			return errors.New("still accepting")
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			return err
+		}
+		return nil
+	})
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "no error"
+	}
+	return err.Error()
+}
