@@ -75,14 +75,14 @@ const (
 type peRouteKind int
 
 const (
-	peNone         peRouteKind = iota
-	peEndpoint                 // one private endpoint
-	peListGroup                // endpoints of a resource group
-	peListSub                  // endpoints of a subscription
-	peConnection               // one connection of a registry
-	peConnections              // a registry's connections
-	peLinkResource             // one private link resource
-	peLinkResources            // a registry's private link resources
+	peNone          peRouteKind = iota
+	peEndpoint                  // one private endpoint
+	peListGroup                 // endpoints of a resource group
+	peListSub                   // endpoints of a subscription
+	peConnection                // one connection of a registry
+	peConnections               // a registry's connections
+	peLinkResource              // one private link resource
+	peLinkResources             // a registry's private link resources
 )
 
 type peRoute struct {

@@ -60,7 +60,7 @@ func TestPrivateEndpointArrival(t *testing.T) {
 
 	e.setConnection("Approved")
 	e.do(http.MethodGet, "/v2/", host(hostOther)).wantError(t, http.StatusForbidden, "DENIED") // public: disabled
-	e.doURL(pe, http.MethodGet, "/v2/").wantStatus(t, http.StatusOK)                          // any Host: the endpoint's registry
+	e.doURL(pe, http.MethodGet, "/v2/").wantStatus(t, http.StatusOK)                           // any Host: the endpoint's registry
 	e.doURL(pe, http.MethodGet, "/v2/", host(hostOther)).wantStatus(t, http.StatusOK)
 	e.doURL(pe, http.MethodGet, "/v2/", host("other.privatelink.localhost")).wantStatus(t, http.StatusOK)
 	// The default registry's image is not reachable through other's endpoint.
