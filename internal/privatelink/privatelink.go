@@ -96,18 +96,32 @@ type Endpoint struct {
 }
 
 // List returns every stored connection's endpoint, ordered by connection
-// id. A connection whose record cannot be read fails the whole list: the
-// caller keeps what it had rather than acting on part of the truth.
+// id, leaving out connections whose endpoint no longer exists (deleting a
+// resource group deletes its endpoints, not the connections they made to
+// registries in other groups). A connection whose record cannot be read
+// fails the whole list: the caller keeps what it had rather than acting on
+// part of the truth.
 func List(ctx context.Context, store meta.ResourceStore) ([]Endpoint, error) {
 	rs, err := store.ListResources(ctx, "", ConnectionType)
 	if err != nil {
 		return nil, fmt.Errorf("listing private endpoint connections: %w", err)
+	}
+	pes, err := store.ListResources(ctx, "", EndpointType)
+	if err != nil {
+		return nil, fmt.Errorf("listing private endpoints: %w", err)
+	}
+	exists := make(map[string]bool, len(pes))
+	for _, pe := range pes {
+		exists[strings.ToLower(pe.ID)] = true
 	}
 	out := make([]Endpoint, 0, len(rs))
 	for _, r := range rs {
 		c, err := Decode(r)
 		if err != nil {
 			return nil, err
+		}
+		if !exists[strings.ToLower(c.PrivateEndpointID)] {
+			continue
 		}
 		_, reg, ok := RegistryOf(r.ID)
 		if !ok {
