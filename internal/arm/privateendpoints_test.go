@@ -45,6 +45,11 @@ func TestPrivateEndpoint_LifeCycle(t *testing.T) {
 	if e.changes[len(e.changes)-1] != "premreg1" {
 		t.Fatalf("changes %v", e.changes)
 	}
+	// checkNetworkAccess knows the stored endpoint.
+	chk := e.do("POST", regPath+"premreg1/checkNetworkAccess", newest, `{"clientIp":"127.0.0.77","privateEndpoint":"`+strings.TrimSuffix(pePath, "/")+`/PE1"}`)
+	if chk.body["allowed"] != true || chk.body["step"] != "private-endpoint" {
+		t.Fatalf("checkNetworkAccess through the endpoint: %s", chk.raw)
+	}
 
 	// The registry side.
 	conns := e.do("GET", regPath+"premreg1/privateEndpointConnections", newest, "")
