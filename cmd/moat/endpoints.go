@@ -23,6 +23,7 @@ import (
 type endpointFollower struct {
 	mu     sync.Mutex
 	m      *server.EndpointListeners
+	log    *slog.Logger
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -34,7 +35,7 @@ func (f *endpointFollower) afterChange(inner func(context.Context, string)) func
 	return func(ctx context.Context, name string) {
 		inner(ctx, name)
 		f.mu.Lock()
-		m := f.m
+		m, log := f.m, f.log
 		f.mu.Unlock()
 		if m == nil {
 			return
@@ -42,7 +43,7 @@ func (f *endpointFollower) afterChange(inner func(context.Context, string)) func
 		// The change is committed: a client that went away must not stop
 		// its listener from following.
 		if err := m.Sync(context.WithoutCancel(ctx)); err != nil {
-			slog.Default().Error("private endpoint listeners after a change", "registry", name, "error", err)
+			log.Error("private endpoint listeners after a change", "registry", name, "error", err)
 		}
 	}
 }
@@ -82,7 +83,7 @@ func (f *endpointFollower) start(ctx context.Context, store meta.Store, data htt
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	f.mu.Lock()
-	f.m, f.cancel, f.done = m, cancel, make(chan struct{})
+	f.m, f.log, f.cancel, f.done = m, logger, cancel, make(chan struct{})
 	done := f.done
 	f.mu.Unlock()
 	go func() {
