@@ -15,6 +15,9 @@
 //	POST                …/registries/{name}/checkNetworkAccess  (moat extension, network.go)
 //	POST                …/registries/{name}/importImage         (long-running, import.go)
 //	GET                 …/registries/{name}/importOperations/{id} (its status, import.go)
+//	GET|PUT|DELETE      …/registries/{name}/privateEndpointConnections[/{c}] (privateendpoints.go)
+//	GET                 …/registries/{name}/privateLinkResources[/{group}]    (privateendpoints.go)
+//	PUT|GET|DELETE      …/resourceGroups/{rg}/providers/Microsoft.Network/privateEndpoints/{name}, lists (privateendpoints.go)
 //	POST                /subscriptions/{sub}/providers/Microsoft.ContainerRegistry/checkNameAvailability
 //	GET                 /providers/Microsoft.ContainerRegistry/operations
 //
