@@ -972,3 +972,21 @@ func (h *handler) writeShape(w http.ResponseWriter, r *http.Request, status int,
 	writeJSON(w, status, out)
 	return nil
 }
+
+// keepsPrivateLink refuses to move a registry with private endpoint
+// connections off Premium: private link needs Premium, and the endpoints
+// would otherwise keep serving a registry that may not have them.
+func (h *handler) keepsPrivateLink(ctx context.Context, stored meta.Registry, next model.Registry) error {
+	if strings.EqualFold(next.SKU, "Premium") {
+		return nil
+	}
+	conns, err := h.o.Meta.ListResources(ctx, stored.ResourceID, privatelink.ConnectionType)
+	if err != nil {
+		return err
+	}
+	if len(conns) > 0 {
+		return &apiError{status: http.StatusBadRequest, code: "PrivateEndpointsRequirePremiumSku", target: "sku.name",
+			message: fmt.Sprintf("registry '%s' has %d private endpoint connection(s); delete them before changing the SKU to %s", stored.Name, len(conns), next.SKU)}
+	}
+	return nil
+}

@@ -153,6 +153,8 @@ func TestPrivateEndpoint_ManualIsPending(t *testing.T) {
 		`{"properties":{"privateLinkServiceConnectionState":{"status":"Approved"}}}`), 404, "PrivateEndpointConnectionNotFound", "nosuch")
 	e.want(e.do("GET", regPath+"premreg1/privateEndpointConnections/nosuch", newest, ""), 404, "PrivateEndpointConnectionNotFound", "nosuch")
 	e.want(e.do("GET", regPath+"nosuchreg/privateEndpointConnections", newest, ""), 404, "ResourceNotFound", "nosuchreg")
+	// The SKU stays Premium while connections exist.
+	e.want(e.do("PATCH", regPath+"premreg1", newest, `{"sku":{"name":"Standard"}}`), 400, "PrivateEndpointsRequirePremiumSku", "1 private endpoint connection")
 	// Deleting the registry deletes its connections.
 	e.want(e.do("DELETE", regPath+"premreg1", newest, ""), 200, "", "")
 	if eps, _ := privatelink.List(t.Context(), e.store); len(eps) != 0 {

@@ -135,6 +135,9 @@ func (h *handler) writeRegistry(w http.ResponseWriter, r *http.Request, rt route
 		if err := model.Validate(&old, next, vc); err != nil {
 			return err
 		}
+		if err := h.keepsPrivateLink(ctx, stored, next); err != nil {
+			return err
+		}
 		now := time.Now().UTC()
 		if next.Properties.Policies.RetentionPolicy != old.Properties.Policies.RetentionPolicy {
 			next.Properties.Policies.RetentionPolicy.LastUpdatedTime = now
