@@ -12,6 +12,7 @@ import (
 
 	"github.com/moat-registry/moat/internal/privatelink"
 	"github.com/moat-registry/moat/internal/server"
+	"github.com/moat-registry/moat/internal/server/localca"
 	"github.com/moat-registry/moat/internal/storage/meta"
 )
 
@@ -61,19 +62,26 @@ func (f *endpointFollower) trigger() {
 // start opens the listeners on the main listener's port and follows the
 // store until ctx is done.
 func (f *endpointFollower) start(ctx context.Context, store meta.Store, data http.Handler, main net.Addr, tlsConf *tls.Config,
-	o *serveOptions, logger *slog.Logger) error {
+	ca *localca.CA, o *serveOptions, logger *slog.Logger) error {
 	ap, err := netip.ParseAddrPort(main.String())
 	if err != nil {
 		return fmt.Errorf("private endpoint listeners: main listener address %s: %w", main, err)
 	}
+	var forIP func(netip.Addr) (*tls.Certificate, error)
+	if ca != nil {
+		// Clients that dial the endpoint's address get a certificate naming
+		// it; with --tls-cert the operator's certificate must name it.
+		forIP = ca.CertificateForIP
+	}
 	m, err := server.NewEndpointListeners(server.EndpointConfig{
-		Load:            func(ctx context.Context) ([]privatelink.Endpoint, error) { return privatelink.List(ctx, store) },
-		Data:            data,
-		Port:            int(ap.Port()),
-		TLS:             tlsConf,
-		LoopbackOnly:    o.insecureHTTP,
-		ShutdownTimeout: o.shutdownTimeout,
-		Logger:          logger,
+		Load:             func(ctx context.Context) ([]privatelink.Endpoint, error) { return privatelink.List(ctx, store) },
+		Data:             data,
+		Port:             int(ap.Port()),
+		TLS:              tlsConf,
+		CertificateForIP: forIP,
+		LoopbackOnly:     o.insecureHTTP,
+		ShutdownTimeout:  o.shutdownTimeout,
+		Logger:           logger,
 	})
 	if err != nil {
 		return err

@@ -145,6 +145,15 @@ func TestPrivateEndpointsEndToEnd(t *testing.T) {
 	if err := pull(viaPE); err != nil {
 		t.Fatalf("pull through the private endpoint: %v", err)
 	}
+	// By address, as a client without the private DNS name does: the
+	// listener's certificate names its address.
+	byIP, err := name.ParseReference("127.0.0.77:" + port + "/app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Image(byIP, auth, remote.WithTransport(clientTrusting(t, ca, "127.0.0.77:"+port).Transport)); err != nil {
+		t.Fatalf("pull from https://127.0.0.77:%s: %v", port, err)
+	}
 	if err := pull(viaMain); err == nil || !strings.Contains(err.Error(), "DENIED: client with IP '127.0.0.1' is not allowed access") {
 		t.Fatalf("pull through the public listener: %v, want DENIED", err)
 	}

@@ -62,6 +62,10 @@ type EndpointConfig struct {
 	Port int
 	// TLS, when not nil, serves HTTPS with it (the main listener's).
 	TLS *tls.Config
+	// CertificateForIP, when set with TLS, supplies the certificate for a
+	// client that sent no server name (it dialled the endpoint's address):
+	// one that names that address (localca.CA.CertificateForIP).
+	CertificateForIP func(netip.Addr) (*tls.Certificate, error)
 	// LoopbackOnly refuses endpoint addresses outside 127.0.0.0/8 and ::1.
 	LoopbackOnly bool
 	// ReadHeaderTimeout, IdleTimeout and ShutdownTimeout as in Config.
@@ -274,7 +278,7 @@ func (m *EndpointListeners) listen(ctx context.Context, ep privatelink.Endpoint)
 	})
 	l := &endpointListener{ep: ep, ln: ln, done: make(chan struct{}), hs: &http.Server{
 		Handler:           handler,
-		TLSConfig:         m.cfg.TLS,
+		TLSConfig:         m.tlsFor(ep.Addr),
 		ReadHeaderTimeout: m.cfg.ReadHeaderTimeout,
 		IdleTimeout:       m.cfg.IdleTimeout,
 		ErrorLog:          log.New(&errorLogWriter{logger: m.log}, "", 0),
@@ -292,6 +296,24 @@ func (m *EndpointListeners) listen(ctx context.Context, ep privatelink.Endpoint)
 		}
 	}()
 	return l, nil
+}
+
+// tlsFor is the TLS configuration of the listener on addr: the main one,
+// with the address's own certificate for clients that name no server.
+func (m *EndpointListeners) tlsFor(addr netip.Addr) *tls.Config {
+	base := m.cfg.TLS
+	if base == nil || m.cfg.CertificateForIP == nil {
+		return base
+	}
+	conf := base.Clone()
+	forIP := m.cfg.CertificateForIP
+	conf.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if hello.ServerName == "" || base.GetCertificate == nil {
+			return forIP(addr)
+		}
+		return base.GetCertificate(hello)
+	}
+	return conf
 }
 
 // close cuts the listener and its connections off at once: the endpoint is
