@@ -25,13 +25,18 @@ type background struct {
 // dead holder's work resumes on another replica after about this long.
 const purgeLease = 30 * time.Second
 
-func startBackground(ctx context.Context, store meta.Store, plane *dataplane.Handler, uploadTTL time.Duration, logger *slog.Logger) *background {
+func startBackground(ctx context.Context, store meta.Store, plane *dataplane.Handler, uploadTTL time.Duration, logger *slog.Logger,
+	onChange ...func()) *background {
 	ctx, cancel := context.WithCancel(ctx)
 	b := &background{cancel: cancel}
 	if feed, ok := store.(meta.ChangeFeed); ok {
 		fan := replica.NewFanout(feed, replica.WithLogger(logger))
 		fan.Handle(meta.TopicRegistry, plane.Invalidate)
 		fan.OnResync(plane.InvalidateAll)
+		for _, f := range onChange { // e.g. the private endpoint listeners
+			fan.Handle(meta.TopicRegistry, func(string) { f() })
+			fan.OnResync(f)
+		}
 		b.wg.Go(func() { fan.Run(ctx) })
 		select {
 		case <-fan.Ready():

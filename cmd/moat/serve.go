@@ -231,14 +231,15 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 	}
 	defer func() { _ = plane.Close() }() // after serving stops, before the stores close: flushes audit records
 
-	tlsConf, caPath, err := setupTLS(o, dataDir, logger)
+	tlsConf, caPath, ca, err := setupTLS(o, dataDir, logger)
 	if err != nil {
 		return err
 	}
+	endpoints := newEndpointFollower()
 	mgmt := newManagementPlane(o, planeDeps{
 		meta:             metaStore,
 		ids:              ids,
-		onRegistryChange: announceRegistryChange(metaStore, plane, logger),
+		onRegistryChange: endpoints.afterChange(announceRegistryChange(metaStore, plane, logger)),
 	}, logger)
 	srv, err := server.New(server.Config{
 		TLS:              tlsConf,
@@ -263,7 +264,12 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 		"domain", o.domain, "data_dir", dataDir, "ca", caPath, "admin_user", identity.AdminName, "admin_password", adminNote)
 	printBanner(stderr, url, o, caPath, adminNote)
 
-	bg := startBackground(ctx, metaStore, plane, o.uploadTTL, logger)
+	if err := endpoints.start(ctx, metaStore, plane, ln.Addr(), tlsConf, ca, o, logger); err != nil {
+		_ = ln.Close()
+		return err
+	}
+	defer endpoints.stop()
+	bg := startBackground(ctx, metaStore, plane, o.uploadTTL, logger, endpoints.trigger)
 	defer func() {
 		bg.stop()
 		logger.Debug("closing the stores")
@@ -327,23 +333,23 @@ func purgeLoop(ctx context.Context, plane *dataplane.Handler, ttl time.Duration,
 	}
 }
 
-// setupTLS returns the TLS configuration (nil for --insecure-http) and the
-// path of the local CA when that is what clients must trust.
-func setupTLS(o *serveOptions, dataDir string, logger *slog.Logger) (*tls.Config, string, error) {
+// setupTLS returns the TLS configuration (nil for --insecure-http) and,
+// when that is what clients must trust, the local CA and its path.
+func setupTLS(o *serveOptions, dataDir string, logger *slog.Logger) (*tls.Config, string, *localca.CA, error) {
 	switch {
 	case o.insecureHTTP:
 		logger.Warn("serving plain HTTP; use this only for local testing")
-		return nil, "", nil
+		return nil, "", nil, nil
 	case o.tlsCert != "":
 		cf, err := server.LoadCertFiles(o.tlsCert, o.tlsKey, logger)
 		if err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
-		return server.TLSConfig(cf.GetCertificate), "", nil
+		return server.TLSConfig(cf.GetCertificate), "", nil, nil
 	}
 	ca, err := localca.Load(dataDir, certificateNames(o.listen, o.domain, o.defaultRegistry), localca.Options{Logger: logger})
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	if ca.CACreated {
 		logger.Info("created a local CA; clients must trust it", "ca", ca.CAPath())
@@ -352,7 +358,7 @@ func setupTLS(o *serveOptions, dataDir string, logger *slog.Logger) (*tls.Config
 		leaf := ca.Certificate().Leaf
 		logger.Info("issued a server certificate", "dns", leaf.DNSNames, "ips", leaf.IPAddresses, "expires", leaf.NotAfter)
 	}
-	return server.TLSConfig(ca.GetCertificate), ca.CAPath(), nil
+	return server.TLSConfig(ca.GetCertificate), ca.CAPath(), ca, nil
 }
 
 // certificateNames are the names the local CA's server certificate covers:

@@ -18,6 +18,9 @@
 //	PUT|PATCH|GET|DELETE …/registries/{name}/scopeMaps/{s}, GET …/scopeMaps (scopemaps.go)
 //	PUT|PATCH|GET|DELETE …/registries/{name}/tokens/{t}, GET …/tokens (tokens.go)
 //	POST                …/registries/{name}/generateCredentials (tokens.go)
+//	GET|PUT|DELETE      …/registries/{name}/privateEndpointConnections[/{c}] (privateendpoints.go)
+//	GET                 …/registries/{name}/privateLinkResources[/{group}]    (privateendpoints.go)
+//	PUT|GET|DELETE      …/resourceGroups/{rg}/providers/Microsoft.Network/privateEndpoints/{name}, lists (privateendpoints.go)
 //	POST                /subscriptions/{sub}/providers/Microsoft.ContainerRegistry/checkNameAvailability
 //	GET                 /providers/Microsoft.ContainerRegistry/operations
 //	PUT|GET|DELETE      {scope}/providers/Microsoft.Authorization/roleAssignments/{guid} (roles.go)

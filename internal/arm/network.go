@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/moat-registry/moat/internal/netrule"
+	"github.com/moat-registry/moat/internal/privatelink"
 	"github.com/moat-registry/moat/internal/storage/meta"
 )
 
@@ -219,7 +220,11 @@ func (h *handler) checkNetworkAccess(w http.ResponseWriter, r *http.Request, rt 
 	if !ok {
 		return badContent("trustedService", "trustedService %q is not one of %s", in.TrustedService, trustedServiceNames())
 	}
-	_, reg, err := h.load(r.Context(), rt)
+	stored, reg, err := h.load(r.Context(), rt)
+	if err != nil {
+		return err
+	}
+	eps, err := privatelink.ForRegistry(r.Context(), h.o.Meta, stored.ResourceID)
 	if err != nil {
 		return err
 	}
@@ -227,10 +232,7 @@ func (h *handler) checkNetworkAccess(w http.ResponseWriter, r *http.Request, rt 
 	if svc != netrule.None {
 		out.TrustedService = svc.String()
 	}
-	// Private endpoints are not stored with the registry yet; like the
-	// data plane, the policy is compiled without any, so a named endpoint
-	// is not connected.
-	pol, err := netrule.Compile(reg, nil)
+	pol, err := netrule.Compile(reg, eps)
 	if err != nil {
 		// The data plane refuses every request of such a registry.
 		out.Step, out.Reason = "configuration-error", "network configuration unreadable: "+err.Error()

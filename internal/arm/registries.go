@@ -82,7 +82,7 @@ func (h *handler) registry(w http.ResponseWriter, r *http.Request, rt route, v m
 		var stored meta.Registry
 		var reg model.Registry
 		if stored, reg, err = h.load(r.Context(), rt); err == nil {
-			writeJSON(w, http.StatusOK, h.shape(stored, reg, v))
+			err = h.writeShape(w, r, http.StatusOK, stored, reg, v)
 		}
 	case http.MethodPut, http.MethodPatch:
 		err = h.writeRegistry(w, r, rt, v)
@@ -136,6 +136,9 @@ func (h *handler) writeRegistry(w http.ResponseWriter, r *http.Request, rt route
 		if err := model.Validate(&old, next, vc); err != nil {
 			return err
 		}
+		if err := h.keepsPrivateLink(ctx, stored, next); err != nil {
+			return err
+		}
 		now := time.Now().UTC()
 		if next.Properties.Policies.RetentionPolicy != old.Properties.Policies.RetentionPolicy {
 			next.Properties.Policies.RetentionPolicy.LastUpdatedTime = now
@@ -158,8 +161,7 @@ func (h *handler) writeRegistry(w http.ResponseWriter, r *http.Request, rt route
 			return err
 		}
 		h.changed(ctx, saved.Name)
-		writeJSON(w, http.StatusOK, h.shape(saved, next, v))
-		return nil
+		return h.writeShape(w, r, http.StatusOK, saved, next, v)
 	}
 }
 
@@ -305,7 +307,11 @@ func (h *handler) listRegistries(w http.ResponseWriter, r *http.Request, rt rout
 		if err != nil {
 			return err
 		}
-		items = append(items, h.shape(stored, reg, v))
+		m, err := h.shapeWithConnections(r.Context(), stored, reg, v)
+		if err != nil {
+			return err
+		}
+		items = append(items, m)
 	}
 	h.writePage(w, r, items)
 	return nil

@@ -165,7 +165,7 @@ func (h *Handler) auditDenial(q *request, ip netip.Addr, step, reason, version s
 	h.audit.record(meta.AuditRecord{
 		Time:           h.now(),
 		Registry:       q.registry,
-		Endpoint:       meta.EndpointPublic,
+		Endpoint:       auditEndpoint(q),
 		ClientIP:       client,
 		Step:           step,
 		Reason:         reason,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/moat-registry/moat/internal/netrule"
+	"github.com/moat-registry/moat/internal/privatelink"
 	"github.com/moat-registry/moat/internal/storage/meta"
 )
 
@@ -67,8 +68,12 @@ func (c *registryCache) lookup(ctx context.Context, store meta.Store, name strin
 	reg, err := store.GetRegistry(ctx, name)
 	switch {
 	case err == nil:
+		eps, err := privatelink.ForRegistry(ctx, store, reg.ResourceID)
+		if err != nil {
+			return registryEntry{}, err
+		}
 		e := registryEntry{reg: reg, found: true, expires: now.Add(c.ttl)}
-		e.policy, e.policyErr = compilePolicy(reg)
+		e.policy, e.policyErr = compilePolicy(reg, eps)
 		c.put(name, e, gen, now)
 		return e, nil
 	case errors.Is(err, meta.ErrNotFound):

@@ -197,6 +197,7 @@ type request struct {
 	ip        netip.Addr // the client address (requestIP), resolved once
 	netStep   string     // the network decision's step (netrule.Step)
 	netReason string     // why the network decision refused, when it did
+	endpoint  string     // the private endpoint the request arrived on, "" for the public listener
 	err       *apiError
 }
 
@@ -238,6 +239,9 @@ func (h *Handler) serve(q *request) {
 		q.Header()["Docker-Distribution-Api-Version"] = apiVersionHeader
 	}
 	q.registry, q.login = h.registryFor(r.Host)
+	if !h.privateArrival(q) { // a private endpoint serves its own registry only
+		return
+	}
 	entry, err := h.registries.lookup(r.Context(), h.meta, q.registry, h.now())
 	if err != nil {
 		if errors.Is(err, meta.ErrNotFound) {

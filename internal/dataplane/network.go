@@ -16,13 +16,12 @@ import (
 // cache fill (the registry cache is invalidated on every change). A registry
 // whose configuration cannot be compiled gets an error instead of a policy:
 // its requests are refused (fail closed).
-func compilePolicy(reg meta.Registry) (*netrule.Policy, error) {
+func compilePolicy(reg meta.Registry, endpoints []netrule.PrivateEndpoint) (*netrule.Policy, error) {
 	m, err := model.UnmarshalStored(reg.Location, reg.SKU, reg.Properties, reg.Tags)
 	if err != nil {
 		return nil, fmt.Errorf("reading the network configuration of registry %q: %w", reg.Name, err)
 	}
-	// Private endpoints arrive with their listeners; none are connected yet.
-	p, err := netrule.Compile(m, nil)
+	p, err := netrule.Compile(m, endpoints)
 	if err != nil {
 		return nil, fmt.Errorf("compiling the network rules of registry %q: %w", reg.Name, err)
 	}
@@ -61,7 +60,7 @@ func (h *Handler) checkNetwork(q *request, e registryEntry) bool {
 		q.fail(&apiError{Code: codeDenied, Message: netrule.DeniedMessage(ip), Cause: e.policyErr})
 		return false
 	}
-	d := e.policy.Decide(netrule.Request{ClientIP: ip})
+	d := e.policy.Decide(netrule.Request{ClientIP: ip, PrivateEndpointID: q.endpoint})
 	q.netStep = d.Step.String()
 	if d.Allowed {
 		return true

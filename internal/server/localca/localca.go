@@ -92,6 +92,9 @@ type CA struct {
 
 	cert    atomic.Pointer[tls.Certificate]
 	renewMu sync.Mutex
+
+	ipMu    sync.Mutex // guards ipCerts (ipcert.go)
+	ipCerts map[netip.Addr]*tls.Certificate
 }
 
 // Load returns the CA in dir, creating it if ca.pem does not exist, and a
