@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/moat-registry/moat/internal/model"
+	"github.com/moat-registry/moat/internal/privatelink"
 	"github.com/moat-registry/moat/internal/storage/meta"
 )
 
@@ -106,10 +107,42 @@ func LoadLive(ctx context.Context, store LiveStore, names []string) (*Input, err
 				}
 				t.Extensions = append(t.Extensions, ds)
 			}
+			if err := addConnections(ctx, store, r, t); err != nil {
+				return nil, err
+			}
 		}
 		in.Targets = append(in.Targets, t)
 	}
 	return in, nil
+}
+
+// addConnections puts the registry's private endpoint connections into
+// properties.privateEndpointConnections in the shape a registry GET shows.
+func addConnections(ctx context.Context, store LiveStore, r meta.Registry, t *Target) error {
+	stored, err := store.ListResources(ctx, r.ResourceID+"/"+privatelink.ConnectionsSegment+"/", privatelink.ConnectionType)
+	if err != nil {
+		return fmt.Errorf("registry %s: private endpoint connections: %w", r.Name, err)
+	}
+	list := []any{}
+	for _, res := range stored {
+		c, err := privatelink.Decode(res)
+		if err != nil {
+			return fmt.Errorf("registry %s: %w", r.Name, err)
+		}
+		list = append(list, map[string]any{
+			"id": res.ID, "name": res.Name, "type": privatelink.ConnectionType,
+			"properties": map[string]any{
+				"privateEndpoint": map[string]any{"id": c.PrivateEndpointID},
+				"privateLinkServiceConnectionState": map[string]any{
+					"status": c.Status, "description": c.Description, "actionsRequired": c.ActionsRequired,
+				},
+			},
+		})
+	}
+	if props, ok := t.Body["properties"].(map[string]any); ok {
+		props["privateEndpointConnections"] = list
+	}
+	return nil
 }
 
 func storedResourceTarget(r meta.Resource) (*Target, error) {

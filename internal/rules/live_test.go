@@ -2,11 +2,14 @@ package rules
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/moat-registry/moat/internal/model"
+	"github.com/moat-registry/moat/internal/privatelink"
 	"github.com/moat-registry/moat/internal/storage/meta"
 	"github.com/moat-registry/moat/internal/storage/meta/sqlite"
 )
@@ -138,5 +141,53 @@ func TestLiveSoftDeleteDefault(t *testing.T) {
 	}
 	if checked != 2 {
 		t.Fatalf("Azure.ACR.SoftDelete judged %d registries, want 2", checked)
+	}
+}
+
+// TestLivePendingConnections: connections stored by the management API
+// (privatelink's form) are judged live as the template's child resources.
+func TestLivePendingConnections(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	const rg = "/subscriptions/ffffffff-ffff-ffff-ffff-ffffffffffff/resourceGroups/ps-rule-test-rg"
+	conns := map[string][]string{"pendingreg01": {"Pending", "Approved"}, "approvedreg01": {"Approved"}, "nopereg01": nil}
+	for name, states := range conns {
+		reg := model.Defaults()
+		reg.SKU = model.SKUPremium
+		props, err := reg.MarshalProperties()
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := rg + "/providers/Microsoft.ContainerRegistry/registries/" + name
+		if _, err := store.CreateRegistry(ctx, meta.Registry{Name: name, ResourceID: id, Location: "westeurope", SKU: reg.SKU, Properties: props}); err != nil {
+			t.Fatal(err)
+		}
+		for i, st := range states {
+			cname := fmt.Sprintf("pe%d", i)
+			body, _ := json.Marshal(privatelink.Connection{PrivateEndpointID: rg + "/providers/Microsoft.Network/privateEndpoints/" + cname, Status: st, PrivateIPAddress: "127.0.0.9"})
+			if _, err := store.PutResource(ctx, meta.Resource{ID: id + "/privateEndpointConnections/" + cname, Type: privatelink.ConnectionType, Name: cname, Properties: body}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	live, err := LoadLive(ctx, store, nil)
+	if err != nil || len(live.Errors) > 0 {
+		t.Fatal(err, live.Errors)
+	}
+	got := outcomes(t, live, nil)
+	files := Load([]string{"testdata/pending.json"}, LoadOptions{})
+	want := outcomes(t, files, nil)
+	for name := range conns {
+		k := name + " Moat.ACR.PendingPrivateEndpoint"
+		if got[k].Outcome != want[k].Outcome {
+			t.Errorf("%s: live %s, template %s", name, got[k].Outcome, want[k].Outcome)
+		}
+	}
+	if got["pendingreg01 Moat.ACR.PendingPrivateEndpoint"].Outcome != Fail {
+		t.Errorf("a stored Pending connection passed live")
 	}
 }
