@@ -42,11 +42,12 @@ func managementAuthorizer(ids *identity.Service) func(context.Context, *http.Req
 // registry change so the data plane stops serving stale configuration.
 func newManagementPlane(o *serveOptions, deps planeDeps, logger *slog.Logger) http.Handler {
 	return arm.New(arm.Options{
-		Meta:             deps.meta,
-		Logger:           logger,
-		Authorize:        managementAuthorizer(deps.ids),
-		OnRegistryChange: deps.onRegistryChange,
-		Domain:           o.domain,
+		Meta:              deps.meta,
+		Logger:            logger,
+		Authorize:         managementAuthorizer(deps.ids),
+		OnRegistryChange:  deps.onRegistryChange,
+		Domain:            o.domain,
+		ManagedIdentities: deps.ids,
 	})
 }
 

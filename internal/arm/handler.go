@@ -31,6 +31,9 @@ type Options struct {
 	// IPRuleQuota is the most IP rules a registry may have; 0 means
 	// model.DefaultIPRuleQuota.
 	IPRuleQuota int
+	// ManagedIdentities creates and removes the managed identities of
+	// service instances (identities.go); nil refuses those routes.
+	ManagedIdentities ManagedIdentityService
 }
 
 // maxBody bounds request bodies; registry bodies are a few KiB, 200 IP
