@@ -24,6 +24,7 @@ func addClientCommands(root *cobra.Command, stdout, stderr io.Writer) {
 	cio := cliIO{stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
 	root.AddCommand(newLoginCmd(cio), newLogoutCmd(), newGroupCmd(cio), newACRCmd(cio), newResourceCmd(cio), newDeploymentCmd(cio))
+	root.AddCommand(newIdentityCmd(cio)) // cli_identity.go
 }
 
 func newLoginCmd(cio cliIO) *cobra.Command {
