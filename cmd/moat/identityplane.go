@@ -42,6 +42,7 @@ func ensureDefenderScanner(ctx context.Context, ids *identity.Service, dataDir s
 	}
 	path := filepath.Join(dataDir, defenderScannerFile)
 	created, err := ids.EnsureDefenderScanner(ctx, func(secret string) error {
+		//nolint:gosec // G117: writing the secret to its 0600 file is the point
 		b, err := json.MarshalIndent(defenderScannerCredentials{TenantID: tenant, ClientID: identity.DefenderScannerAppID, ClientSecret: secret}, "", "  ")
 		if err != nil {
 			return err

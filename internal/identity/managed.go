@@ -287,7 +287,7 @@ func decodeHost(p meta.Principal) (IdentityHost, error) {
 	if err := json.Unmarshal(p.Properties, &props); err != nil {
 		return IdentityHost{}, fmt.Errorf("identity: decoding identity host %s: %w", p.ID, err)
 	}
-	return IdentityHost{ResourceID: props.ResourceID, SystemAssigned: props.SystemAssigned, UserAssigned: props.UserAssigned}, nil
+	return IdentityHost(props), nil
 }
 
 // RotateIdentityHostSecret replaces the instance's IDENTITY_HEADER secret
