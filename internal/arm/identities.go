@@ -414,11 +414,19 @@ func (h *handler) putCarrier(w http.ResponseWriter, r *http.Request, rt carrierR
 	if exists {
 		id = old.ID // keep the first spelling
 		if !strings.EqualFold(old.Location, in.location) {
-			return &apiError{status: http.StatusBadRequest, code: "LocationNotAvailableForResourceGroup", target: "location",
+			return &apiError{status: http.StatusConflict, code: "InvalidResourceLocation", target: "location",
 				message: fmt.Sprintf("%s exists in location '%s'; it cannot move to '%s'", id, old.Location, in.location)}
 		}
 	}
 	mis := h.o.ManagedIdentities
+	if !exists {
+		// Identities left by a resource deleted with its resource group (or
+		// registry), which know nothing of identities: a new resource gets
+		// a new principal and a new secret, never the old one's, as in Azure.
+		if err := h.dropStaleIdentities(ctx, rt.t, id); err != nil {
+			return err
+		}
+	}
 	var secret string
 	if rt.t.userAssigned {
 		if _, err := mis.EnsureManagedIdentity(ctx, id, true); err != nil {
@@ -517,6 +525,21 @@ func (h *handler) applyIdentity(ctx context.Context, id string, want storedIdent
 		}
 	}
 	return secret, nil
+}
+
+// dropStaleIdentities removes the identity host and managed identity
+// stored for id.
+func (h *handler) dropStaleIdentities(ctx context.Context, t carrierType, id string) error {
+	mis := h.o.ManagedIdentities
+	if !t.userAssigned {
+		if _, err := mis.SetIdentityHost(ctx, id, "", nil); err != nil {
+			return fmt.Errorf("removing stale identities of %s: %w", id, err)
+		}
+	}
+	if err := mis.DeleteManagedIdentity(ctx, id); err != nil {
+		return fmt.Errorf("removing stale identities of %s: %w", id, err)
+	}
+	return nil
 }
 
 // cleanupCarrier removes the identities of id, logging failures (it runs

@@ -262,3 +262,36 @@ func TestCarriers_BadInput(t *testing.T) {
 	e.h.o.ManagedIdentities = nil
 	e.want(e.do("GET", aciPath+"a1", miAPI, ""), 501, "NotImplemented", "")
 }
+
+// TestCarriers_LocationIsFixed: a resource cannot move, as in ARM.
+func TestCarriers_LocationIsFixed(t *testing.T) {
+	e, _ := withIdentities(t)
+	e.want(e.do("PUT", sitePath+"fixed", miAPI, `{"location":"westeurope"}`), 201, "", "")
+	e.want(e.do("PUT", sitePath+"fixed", miAPI, `{"location":"northeurope"}`), 409, "InvalidResourceLocation", "cannot move")
+	e.want(e.do("PUT", sitePath+"fixed", miAPI, `{"location":"WestEurope"}`), 200, "", "")
+}
+
+// TestCarriers_RecreatedAfterGroupDeletion: deleting the resource group
+// deletes the container group; re-creating it makes a new principal and a
+// new secret, and the old secret stays refused.
+func TestCarriers_RecreatedAfterGroupDeletion(t *testing.T) {
+	e, ids := withIdentities(t)
+	body := `{"location":"westeurope","identity":{"type":"SystemAssigned"}}`
+	first := e.do("PUT", aciPath+"again", miAPI, body)
+	e.want(first, 201, "", "")
+	oldSecret := str(first.body, "properties.moatIdentity.identityHeader")
+	e.want(e.do("DELETE", rgPath, groupAPI, ""), 200, "", "")
+	e.group()
+	second := e.do("PUT", aciPath+"again", miAPI, body)
+	e.want(second, 201, "", "")
+	newSecret := str(second.body, "properties.moatIdentity.identityHeader")
+	if newSecret == "" || str(second.body, "identity.principalId") == str(first.body, "identity.principalId") {
+		t.Fatalf("re-created resource kept the old identity or got no secret: %s", second.raw)
+	}
+	if code := msiToken(t, ids, oldSecret); code != http.StatusUnauthorized {
+		t.Errorf("old secret: %d, want 401", code)
+	}
+	if code := msiToken(t, ids, newSecret); code != http.StatusOK {
+		t.Errorf("new secret: %d", code)
+	}
+}
