@@ -53,7 +53,7 @@ func ensureDefenderScanner(ctx context.Context, ids *identity.Service, dataDir s
 		return fmt.Errorf("setting up the Defender scanner principal: %w", err)
 	}
 	if created {
-		logger.Info("created the Defender scanner principal", "client_id", identity.DefenderScannerAppID, "credentials", path)
+		logger.Info("wrote the Defender scanner's credentials", "path", path)
 	}
 	return nil
 }
