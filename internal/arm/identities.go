@@ -104,6 +104,7 @@ type carrierRoute struct {
 	registry, name string // registry only for tasks
 	rotate         bool   // …/rotateIdentitySecret
 	subscriptionLv bool   // a collection across the subscription
+	systemIdentity bool   // …/providers/Microsoft.ManagedIdentity/identities/default
 }
 
 // collection is the id of the collection (the list's scope and prefix).
@@ -124,9 +125,21 @@ func (c carrierRoute) id() string {
 	return groupID(c.sub, c.rg) + "/providers/" + c.t.ns + "/" + c.t.typ + "/" + c.name
 }
 
+// systemIdentitySuffix is the path, below an instance, of its
+// system-assigned identity (Microsoft.ManagedIdentity/identities/default).
+var systemIdentitySuffix = []string{"providers", "Microsoft.ManagedIdentity", "identities", "default"}
+
 // parseCarrierRoute recognises this file's paths; ok is false for others.
 func parseCarrierRoute(path string) (carrierRoute, bool) {
 	seg := strings.Split(strings.Trim(path, "/"), "/")
+	if n := len(seg) - len(systemIdentitySuffix); n > 0 && slices.EqualFunc(seg[n:], systemIdentitySuffix, strings.EqualFold) {
+		rt, ok := parseCarrierRoute(strings.Join(seg[:n], "/"))
+		if !ok || rt.name == "" || rt.rotate || rt.t.userAssigned {
+			return carrierRoute{}, false
+		}
+		rt.systemIdentity = true
+		return rt, true
+	}
 	if slices.Contains(seg, "") || len(seg) < 5 || !eq(seg[0], "subscriptions") {
 		return carrierRoute{}, false
 	}
@@ -216,6 +229,15 @@ func (h *handler) serveCarrier(w http.ResponseWriter, r *http.Request, rt carrie
 			return err
 		}
 		return h.listCarriers(w, r, rt)
+	case rt.systemIdentity:
+		if r.Method != http.MethodGet {
+			h.methodNotAllowed(w, r, http.MethodGet)
+			return nil
+		}
+		if err := h.require(r, typ+"/read", rt.id()); err != nil {
+			return err
+		}
+		return h.getSystemIdentity(w, r, rt)
 	case rt.rotate:
 		if r.Method != http.MethodPost {
 			h.methodNotAllowed(w, r, http.MethodPost)
@@ -237,13 +259,18 @@ func (h *handler) serveCarrier(w http.ResponseWriter, r *http.Request, rt carrie
 			return err
 		}
 		return h.getCarrier(w, r, rt)
+	case http.MethodPatch:
+		if err := h.require(r, typ+"/write", rt.id()); err != nil {
+			return err
+		}
+		return h.patchCarrier(w, r, rt)
 	case http.MethodDelete:
 		if err := h.require(r, typ+"/delete", rt.id()); err != nil {
 			return err
 		}
 		return h.deleteCarrier(w, r, rt)
 	}
-	h.methodNotAllowed(w, r, http.MethodPut, http.MethodGet, http.MethodDelete)
+	h.methodNotAllowed(w, r, http.MethodPut, http.MethodPatch, http.MethodGet, http.MethodDelete)
 	return nil
 }
 
@@ -401,6 +428,12 @@ func (h *handler) putCarrier(w http.ResponseWriter, r *http.Request, rt carrierR
 	if err != nil {
 		return err
 	}
+	return h.putCarrierBody(w, r, rt, raw)
+}
+
+// putCarrierBody is PUT with the body raw (PATCH sends the merged one).
+func (h *handler) putCarrierBody(w http.ResponseWriter, r *http.Request, rt carrierRoute, raw []byte) error {
+	ctx := r.Context()
 	in, err := parseCarrierBody(raw, rt.t)
 	if err != nil {
 		return err
@@ -702,15 +735,7 @@ func (h *handler) carrierShape(r *http.Request, t carrierType, res meta.Resource
 			return nil, fmt.Errorf("stored identity of %s: %w", res.ID, err)
 		}
 	}
-	idDoc := identityJSON{Type: "None"}
-	switch {
-	case si.System && len(si.UserAssigned) > 0:
-		idDoc.Type = "SystemAssigned, UserAssigned"
-	case si.System:
-		idDoc.Type = "SystemAssigned"
-	case len(si.UserAssigned) > 0:
-		idDoc.Type = "UserAssigned"
-	}
+	idDoc := identityJSON{Type: si.input().Type}
 	if si.System {
 		mi, err := mis.GetManagedIdentity(ctx, res.ID)
 		if err != nil {
@@ -736,4 +761,131 @@ func (h *handler) carrierShape(r *http.Request, t carrierType, res meta.Resource
 	}
 	doc["properties"] = props
 	return doc, nil
+}
+
+// patchCarrier merges the body into the stored resource and stores the
+// result as PUT would: tags and identity, when sent, replace; properties
+// merge key by key (a null value removes the key); other top-level fields
+// replace; location, when sent, must be the stored one.
+func (h *handler) patchCarrier(w http.ResponseWriter, r *http.Request, rt carrierRoute) error {
+	ctx := r.Context()
+	res, err := h.o.Meta.GetResource(ctx, rt.id())
+	if errors.Is(err, meta.ErrNotFound) || (err == nil && !strings.EqualFold(res.Type, rt.t.fullType())) {
+		return carrierNotFound(rt)
+	}
+	if err != nil {
+		return err
+	}
+	raw, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var patch map[string]json.RawMessage
+	if err := decodeStrict(raw, &patch); err != nil {
+		return err
+	}
+	if patch == nil {
+		return newError(http.StatusBadRequest, "InvalidRequestContent", "the request body must be a JSON object")
+	}
+	merged := map[string]json.RawMessage{}
+	if len(res.Properties) > 0 {
+		if err := json.Unmarshal(res.Properties, &merged); err != nil {
+			return fmt.Errorf("stored body of %s: %w", res.ID, err)
+		}
+	}
+	loc, err := json.Marshal(res.Location)
+	if err != nil {
+		return err
+	}
+	merged["location"] = loc
+	if len(res.Tags) > 0 {
+		merged["tags"] = res.Tags
+	}
+	if !rt.t.userAssigned {
+		var si storedIdentity
+		if len(res.Identity) > 0 {
+			if err := json.Unmarshal(res.Identity, &si); err != nil {
+				return fmt.Errorf("stored identity of %s: %w", res.ID, err)
+			}
+		}
+		if b, err := json.Marshal(si.input()); err == nil {
+			merged["identity"] = b
+		}
+	}
+	for k, v := range patch {
+		if !strings.EqualFold(k, "properties") {
+			merged[k] = v
+			continue
+		}
+		props := map[string]json.RawMessage{}
+		if old, ok := merged["properties"]; ok {
+			_ = json.Unmarshal(old, &props) // stored by us: an object
+		}
+		var in map[string]json.RawMessage
+		if err := json.Unmarshal(v, &in); err != nil {
+			return &apiError{status: http.StatusBadRequest, code: "InvalidRequestContent", target: "properties", message: "properties must be a JSON object"}
+		}
+		for pk, pv := range in {
+			if string(pv) == "null" {
+				delete(props, pk)
+			} else {
+				props[pk] = pv
+			}
+		}
+		b, err := json.Marshal(props)
+		if err != nil {
+			return err
+		}
+		merged["properties"] = b
+	}
+	body, err := json.Marshal(merged)
+	if err != nil {
+		return fmt.Errorf("encoding the merged %s: %w", res.ID, err)
+	}
+	return h.putCarrierBody(w, r, rt, body)
+}
+
+// input is s as an input "identity" block.
+func (s storedIdentity) input() identityJSON {
+	out := identityJSON{Type: "None"}
+	switch {
+	case s.System && len(s.UserAssigned) > 0:
+		out.Type = "SystemAssigned, UserAssigned"
+	case s.System:
+		out.Type = "SystemAssigned"
+	case len(s.UserAssigned) > 0:
+		out.Type = "UserAssigned"
+	}
+	if len(s.UserAssigned) > 0 {
+		out.UserAssignedIdentities = map[string]*userIdentityRef{}
+		for _, id := range s.UserAssigned {
+			out.UserAssignedIdentities[id] = &userIdentityRef{}
+		}
+	}
+	return out
+}
+
+// getSystemIdentity answers GET {instance}/providers/Microsoft.ManagedIdentity/identities/default.
+func (h *handler) getSystemIdentity(w http.ResponseWriter, r *http.Request, rt carrierRoute) error {
+	ctx := r.Context()
+	res, err := h.o.Meta.GetResource(ctx, rt.id())
+	if errors.Is(err, meta.ErrNotFound) || (err == nil && !strings.EqualFold(res.Type, rt.t.fullType())) {
+		return carrierNotFound(rt)
+	}
+	if err != nil {
+		return err
+	}
+	mi, err := h.o.ManagedIdentities.GetManagedIdentity(ctx, res.ID)
+	if errors.Is(err, identity.ErrManagedIdentityNotFound) {
+		return newError(http.StatusNotFound, "ResourceNotFound", "%s has no system-assigned identity", res.ID)
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id": res.ID + "/providers/Microsoft.ManagedIdentity/identities/default", "name": "default",
+		"type": "Microsoft.ManagedIdentity/identities", "location": res.Location,
+		"properties": map[string]string{"tenantId": mi.TenantID, "principalId": mi.PrincipalID, "clientId": mi.ClientID},
+	})
+	return nil
 }

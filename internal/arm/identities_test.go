@@ -237,14 +237,17 @@ func TestCarriers_BadInput(t *testing.T) {
 		{"properties not an object", aciPath + "a1", miAPI, `{"location":"x","properties":[1]}`, 400, "InvalidRequestContent"},
 		{"no group", "/subscriptions/" + sub + "/resourceGroups/none/providers/Microsoft.Web/sites/s1", miAPI, `{"location":"x"}`, 404, "ResourceGroupNotFound"},
 		{"rotate without identity", sitePath + "plain/rotateIdentitySecret", miAPI, ``, 404, "ResourceNotFound"},
-		{"PATCH", aciPath + "a1", miAPI, `{"location":"x"}`, 405, "HttpMethodNotSupported"},
+		{"POST", aciPath + "a1", miAPI, `{"location":"x"}`, 405, "HttpMethodNotSupported"},
+		{"PATCH of nothing", aciPath + "a1", miAPI, `{"tags":{}}`, 404, "ResourceNotFound"},
 	}
 	for _, c := range cases {
 		method := "PUT"
 		switch {
 		case strings.HasSuffix(c.path, "rotateIdentitySecret"):
 			method = "POST"
-		case c.name == "PATCH":
+		case c.name == "POST":
+			method = "POST"
+		case strings.HasPrefix(c.name, "PATCH"):
 			method = "PATCH"
 		}
 		r := e.do(method, c.path, c.version, c.body)
