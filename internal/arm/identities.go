@@ -6,9 +6,10 @@ package arm
 // moat does not run containers, web apps, ML workspaces or tasks: it keeps
 // these resources only as carriers of managed identities, so that the
 // identities exist, can be given roles, obtain tokens and be recognised by
-// the trusted-services check. Served types (PUT/GET/DELETE, and GET of the
-// collection in a resource group; userAssignedIdentities also per
-// subscription):
+// the trusted-services check. Served types (PUT/PATCH/GET/DELETE, and GET
+// of the collection in a resource group; userAssignedIdentities also per
+// subscription; and, for an instance with a system-assigned identity,
+// GET {id}/providers/Microsoft.ManagedIdentity/identities/default):
 //
 //	Microsoft.ContainerInstance/containerGroups/{name}
 //	Microsoft.MachineLearningServices/workspaces/{name}
