@@ -25,6 +25,7 @@ func addClientCommands(root *cobra.Command, stdout, stderr io.Writer) {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
 	root.AddCommand(newLoginCmd(cio), newLogoutCmd(), newGroupCmd(cio), newACRCmd(cio), newResourceCmd(cio), newDeploymentCmd(cio),
 		newRoleCmd(cio)) // cli_role.go
+	root.AddCommand(newIdentityCmd(cio)) // cli_identity.go
 }
 
 func newLoginCmd(cio cliIO) *cobra.Command {

@@ -45,8 +45,9 @@ func newManagementPlane(o *serveOptions, deps planeDeps, logger *slog.Logger) ht
 		OnRoleAssignmentChange: func(context.Context) {
 			deps.ids.InvalidateRoleAssignments()
 		},
-		OnRegistryChange: deps.onRegistryChange,
-		Domain:           o.domain,
+		OnRegistryChange:  deps.onRegistryChange,
+		Domain:            o.domain,
+		ManagedIdentities: deps.ids,
 	})
 }
 

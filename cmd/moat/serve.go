@@ -213,6 +213,9 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 	if err := ensureDefaultRegistry(ctx, metaStore, o.defaultRegistry, logger); err != nil {
 		return err
 	}
+	if err := ensureDefenderScanner(ctx, ids, dataDir, logger); err != nil {
+		return err
+	}
 
 	metrics := server.NewMetricsRegistry()
 	plane, err := dataplane.New(dataplane.Options{
@@ -250,7 +253,7 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 		ShutdownTimeout:  o.shutdownTimeout,
 		BodyStallTimeout: o.bodyStall,
 		Logger:           logger,
-	}, server.Planes{Data: plane, Management: mgmt, Identity: ids.EntraHandler()})
+	}, server.Planes{Data: plane, Management: mgmt, Identity: identityPlane(ids)})
 	if err != nil {
 		return err
 	}

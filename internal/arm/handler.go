@@ -47,6 +47,9 @@ type Options struct {
 	// BcryptCost is the cost of repository-token password hashes; 0 means
 	// scopemap.DefaultBcryptCost. Tests use bcrypt.MinCost.
 	BcryptCost int
+	// ManagedIdentities creates and removes the managed identities of
+	// service instances (identities.go); nil refuses those routes.
+	ManagedIdentities ManagedIdentityService
 }
 
 // maxBody bounds request bodies; registry bodies are a few KiB, 200 IP

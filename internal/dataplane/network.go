@@ -49,8 +49,7 @@ func requestIP(r *http.Request) netip.Addr {
 
 // checkNetwork makes the network decision of DESIGN §3 for q before any
 // authentication or handler runs, and answers 403 DENIED when it refuses.
-// The caller is not known yet at this point, so trusted-service bypasses
-// (which need a managed identity's token) do not apply here.
+// Only a verified trusted-service credential (trusted.go) changes it.
 func (h *Handler) checkNetwork(q *request, e registryEntry) bool {
 	ip := q.ip
 	if e.policyErr != nil {
@@ -60,7 +59,7 @@ func (h *Handler) checkNetwork(q *request, e registryEntry) bool {
 		q.fail(&apiError{Code: codeDenied, Message: netrule.DeniedMessage(ip), Cause: e.policyErr})
 		return false
 	}
-	d := e.policy.Decide(netrule.Request{ClientIP: ip, PrivateEndpointID: q.endpoint})
+	d := e.policy.Decide(netrule.Request{ClientIP: ip, PrivateEndpointID: q.endpoint, TrustedService: h.trustedService(q, e)})
 	q.netStep = d.Step.String()
 	if d.Allowed {
 		return true

@@ -37,6 +37,9 @@ func (s *Service) Authorize(ctx context.Context, p Principal, registry string, r
 	if acc, ok, err := s.authorizeRepoToken(ctx, p, registry, requested); ok {
 		return acc, err
 	}
+	if acc, ok, err := s.authorizeScanner(ctx, p, requested); ok { // defender.go
+		return acc, err
+	}
 	roles, err := s.rolesOf(ctx, p, registry)
 	if err != nil {
 		return nil, err

@@ -89,6 +89,9 @@ type entraClaims struct {
 	PreferredUsername string `json:"preferred_username,omitempty"`
 	Name              string `json:"name,omitempty"`
 	Version           string `json:"ver"`
+	// MIRID and AzRID are set on managed identities' tokens (managed.go).
+	MIRID string `json:"xms_mirid,omitempty"`
+	AzRID string `json:"xms_az_rid,omitempty"`
 }
 
 // TenantID returns the deployment tenant id, creating it on first use.
@@ -275,10 +278,15 @@ func (s *Service) VerifyEntraToken(ctx context.Context, raw string, audiences ..
 	if err != nil {
 		return Principal{}, fmt.Errorf("identity: looking up principal %s: %w", tc.Subject, err)
 	}
-	if stored.Kind != kind {
+	p := Principal{ID: stored.ID, Kind: stored.Kind, Name: stored.Name}
+	switch {
+	case kind == KindServicePrincipal && stored.Kind == KindManagedIdentity:
+		if p, err = s.managedPrincipal(ctx, stored, tc.MIRID, tc.AzRID); err != nil {
+			return Principal{}, err
+		}
+	case stored.Kind != kind:
 		return Principal{}, fmt.Errorf("%w: the token's principal is not a %s", ErrUnauthenticated, kind)
 	}
-	p := Principal{ID: stored.ID, Kind: stored.Kind, Name: stored.Name}
 	if p.Kind == KindUser && p.Name == AdminName {
 		s.setAdminID(p.ID)
 	}

@@ -71,8 +71,10 @@ type Principal struct {
 	// Registry is the registry a registry-bound principal (the admin user, a
 	// repository-scoped token) belongs to; "" for deployment principals.
 	Registry string
-	// ResourceID is the service-instance resource a managed identity belongs
-	// to (its tokens' xms_mirid); "" for other principals.
+	// ResourceID is, for a managed identity, the service-instance resource
+	// its token was obtained on (xms_az_rid; for a system-assigned identity
+	// also its xms_mirid, see managed.go): what the trusted-services check
+	// classifies. "" for other principals.
 	ResourceID string
 }
 

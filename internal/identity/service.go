@@ -71,6 +71,8 @@ type Service struct {
 
 	// adminID is the stored admin principal's ID once known.
 	adminID atomic.Pointer[string]
+	// scannerID is the Defender scanner principal's ID once known.
+	scannerID atomic.Pointer[string]
 
 	dummyOnce sync.Once
 	dummyHash []byte

@@ -11,7 +11,8 @@ import (
 //   - Management: /subscriptions/… and /providers/… (ARM; case-insensitive,
 //     as ARM treats paths);
 //   - Identity: /{tenant}/v2.0/…, /{tenant}/discovery/…, /{tenant}/oauth2/v2.0/…
-//     and /common/UserRealm/… (the Entra-compatible issuer);
+//     and /common/UserRealm/… (the Entra-compatible issuer), and /msi/token
+//     (the managed-identity endpoint);
 //   - Data: everything else (/v2/…, /oauth2/token, /oauth2/exchange, /acr/v1/…),
 //     which answers unknown paths with OCI errors.
 //
@@ -35,10 +36,10 @@ func (p Planes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// isIdentityPath: /{tenant}/{v2.0|discovery|oauth2}/… or /common/UserRealm/….
+// isIdentityPath: /{tenant}/{v2.0|discovery|oauth2}/…, /common/UserRealm/… or /msi/token.
 // The data plane's own /oauth2/… has no tenant segment before it.
 func isIdentityPath(path string) bool {
-	if hasPrefixFold(path, "/common/userrealm/") {
+	if hasPrefixFold(path, "/common/userrealm/") || path == "/msi/token" {
 		return true
 	}
 	rest, ok := strings.CutPrefix(path, "/")

@@ -26,7 +26,9 @@ func TestPlanesRouting(t *testing.T) {
 		"/organizations/v2.0/.well-known/openid-configuration":    "entra",
 		"/common/discovery/v2.0/keys":                             "entra",
 		"/common/UserRealm/admin@moat?api-version=1.0":            "entra",
-		"/tenant/oauth2/token":                                    "data", // v1 Entra endpoints are not served
+		"/tenant/oauth2/token":                                    "data",  // v1 Entra endpoints are not served
+		"/msi/token?api-version=2019-08-01":                       "entra", // the managed-identity endpoint
+		"/msi/token/x":                                            "data",
 	} {
 		req := httptest.NewRequest(http.MethodGet, "http://x"+path, nil)
 		rec := httptest.NewRecorder()
