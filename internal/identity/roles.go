@@ -147,7 +147,10 @@ func (s *Service) PrincipalType(ctx context.Context, id string) (string, bool, e
 	switch {
 	case p.Kind == KindUser:
 		return "User", true, nil
-	case p.Kind == KindServicePrincipal, strings.Contains(strings.ToLower(p.Kind), "managedidentity"):
+	case p.Kind == KindServicePrincipal, p.Kind == KindManagedIdentity:
+		// ARM reports managed identities as ServicePrincipal. The hosts
+		// that carry their secrets (kindIdentityHost) never sign in and
+		// take no roles.
 		return "ServicePrincipal", true, nil
 	}
 	return "", false, nil

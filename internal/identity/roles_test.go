@@ -168,12 +168,26 @@ func TestPrincipalType(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	const aci = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/app"
+	mi, err := s.EnsureManagedIdentity(ctx, aci, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetIdentityHost(ctx, aci, mi.PrincipalID, nil); err != nil {
+		t.Fatal(err)
+	}
+	host, err := s.store.GetPrincipalByName(ctx, kindIdentityHost, miName(aci))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		id, typ string
 		found   bool
 	}{
 		{admin.ID, "User", true},
 		{sp.ObjectID, "ServicePrincipal", true},
+		{mi.PrincipalID, "ServicePrincipal", true},
+		{host.ID, "", false}, // carries the instance's secret; never signs in
 		{sp.AppID, "", false}, // the app id is not the object id
 		{"00000000-0000-0000-0000-000000000009", "", false},
 		{"not-a-guid", "", false},
