@@ -632,7 +632,8 @@ func (x *remoteRun) fetchInto(ctx context.Context, id string, initial, st blob.U
 		return st, err
 	}
 	if st.Offset > 0 {
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", st.Offset))
+		// A closed range: some registries understand only that form.
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", st.Offset, size-1))
 	}
 	resp, err := x.client.Do(req)
 	if err != nil {
@@ -655,6 +656,9 @@ func (x *remoteRun) fetchInto(ctx context.Context, id string, initial, st blob.U
 		if !ok || start != st.Offset {
 			return st, fail(KindSourceInvalid, "source", "the source registry %s answered a range request for blob %s with Content-Range %q", x.host, d, resp.Header.Get("Content-Range"))
 		}
+	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && st.Offset > 0:
+		// The source cannot resume: the next attempt starts over.
+		return initial, &transientError{fmt.Errorf("GET blob %s from byte %d: %s", d, st.Offset, resp.Status)}
 	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
 		return st, &transientError{fmt.Errorf("GET blob %s: %s", d, resp.Status)}
 	default:
