@@ -55,6 +55,9 @@ type serveOptions struct {
 	maxManifestSize int64
 	database        string
 	blobStore       string
+	// importCAFiles and importPlainHTTPLoopback: importconfig.go.
+	importCAFiles           []string
+	importPlainHTTPLoopback bool
 }
 
 func (o *serveOptions) register(f *pflag.FlagSet) {
@@ -75,6 +78,8 @@ func (o *serveOptions) register(f *pflag.FlagSet) {
 	f.Var(config.NewByteSize(&o.maxManifestSize, 4<<20), "max-manifest-size", "largest manifest accepted (e.g. 4MiB)")
 	f.StringVar(&o.database, "database", "", "metadata store: postgres://… for replicas, sqlite:<path>; default <data-dir>/meta.db")
 	f.StringVar(&o.blobStore, "blob-store", "", "blob store: azblob://<account>/<container>[?endpoint=…], file:<dir>; default <data-dir>/blobs")
+	f.StringSliceVar(&o.importCAFiles, "import-ca-file", nil, "PEM CA certificates trusted, besides the system roots, for registries imported from (e.g. another moat's ca.pem)")
+	f.BoolVar(&o.importPlainHTTPLoopback, "import-plain-http-loopback", false, "allow importing over plain HTTP from loopback sources (tests, a local registry)")
 	f.VisitAll(func(fl *pflag.Flag) {
 		fl.Usage += " [$" + config.EnvName(envPrefix, fl.Name) + "]"
 	})
@@ -226,7 +231,12 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 	if err != nil {
 		return err
 	}
+	importer, err := newImportRemote(o, blobStore, logger)
+	if err != nil {
+		return err
+	}
 	mgmt := newManagementPlane(o, planeDeps{
+		importer:         importer,
 		meta:             metaStore,
 		ids:              ids,
 		onRegistryChange: announceRegistryChange(metaStore, plane, logger),

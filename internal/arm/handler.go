@@ -11,6 +11,7 @@ import (
 
 	"github.com/moat-registry/moat/internal/model"
 	"github.com/moat-registry/moat/internal/storage/meta"
+	"github.com/moat-registry/moat/internal/transfer"
 )
 
 // Options configure the management handler.
@@ -31,6 +32,9 @@ type Options struct {
 	// IPRuleQuota is the most IP rules a registry may have; 0 means
 	// model.DefaultIPRuleQuota.
 	IPRuleQuota int
+	// Import reaches registries outside the deployment for importImage; nil
+	// refuses such sources (ImportSourceNotSupported).
+	Import *transfer.Remote
 }
 
 // maxBody bounds request bodies; registry bodies are a few KiB, 200 IP

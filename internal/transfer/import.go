@@ -267,10 +267,18 @@ func Validate(req ImportRequest) error {
 		return err
 	}
 	if IsExternal(req) {
+		if req.Remote == nil || req.Remote.Blobs == nil {
+			return errNotConfigured(req)
+		}
 		return validateRemote(req)
 	}
 	_, _, err := sourceName(req)
 	return err
+}
+
+func errNotConfigured(req ImportRequest) error {
+	return fail(KindUnsupported, "source.registryUri",
+		"source.registryUri %q is not a registry of this deployment (login servers are NAME.%s), and this server is not configured to import from other registries", req.Source.RegistryURI, req.Domain)
 }
 
 // IsExternal reports whether req's source is a registry outside this
@@ -557,8 +565,7 @@ func collectLocal(ctx context.Context, store meta.Store, req ImportRequest, p pl
 // metadata.
 func importRemote(ctx context.Context, store meta.Store, req ImportRequest, p plan, target string) ([]node, digest.Digest, error) {
 	if req.Remote == nil || req.Remote.Blobs == nil {
-		return nil, "", fail(KindUnsupported, "source.registryUri",
-			"source.registryUri %q is not a registry of this deployment (login servers are NAME.%s), and this server is not configured to import from other registries", req.Source.RegistryURI, req.Domain)
+		return nil, "", errNotConfigured(req)
 	}
 	x, err := newRemoteRun(ctx, req.Remote, req, p.src, req.Progress)
 	if err != nil {
