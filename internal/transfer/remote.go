@@ -281,7 +281,9 @@ func newRemoteRun(ctx context.Context, cfg *Remote, req ImportRequest, src image
 	}
 	// Manifests and referrers go through ggcr's retrying transport; blobs
 	// retry themselves (they resume).
-	rt := transport.NewRetry(transport.NewUserAgent(marked, ""))
+	rt := transport.NewRetry(transport.NewUserAgent(marked, ""), transport.WithRetryStatusCodes(
+		http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
+		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout))
 	x.auth, err = transport.NewWithContext(ctx, repo.Registry, auth, rt, []string{repo.Scope(transport.PullScope)})
 	if err != nil {
 		base.CloseIdleConnections()
