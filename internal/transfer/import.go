@@ -1,16 +1,22 @@
 // Package transfer owns moving artifacts between registries: importing an
-// image (with every platform of an index and every referrer) from one
-// registry of the deployment into another, and the export policy that may
-// forbid it.
+// image (with every platform of an index and every referrer) from another
+// registry of the deployment or from any OCI registry into a registry, and
+// the export policy that may forbid it on every import path.
 //
 // Invariants:
 //
 //   - Import within a deployment copies metadata only: blob bytes are shared
 //     by the blob store, so the cost does not depend on the image's size.
+//   - Import from outside the deployment (remote.go) streams every blob into
+//     the blob store, verified against its digest while it is written, and
+//     never holds one in memory; it writes no metadata before every blob is
+//     committed.
 //   - A registry whose exportPolicy.status is disabled is never the source of
 //     an import into another registry (fail closed: an unreadable source
 //     policy refuses the import). Importing within one registry is not an
-//     export and is allowed.
+//     export and is allowed. Another moat deployment's importer is refused by
+//     the data plane, which recognises the markers moat's importer always
+//     sends (marker.go).
 //   - Another registry restricting network access (public access disabled or
 //     default action Deny) is a source only when it allows trusted services
 //     (networkRuleBypassOptions AzureServices), as ACR documents.
@@ -18,7 +24,9 @@
 //     free under NoForce), and target tags are set last, after every manifest
 //     of the image is stored: a tag never points at a half-imported image.
 //     Each manifest is stored in its own transaction, so an import cut short
-//     leaves at most untagged manifests behind.
+//     while writing leaves at most untagged manifests behind.
+//   - Source credentials are used for the source only and never logged or
+//     returned.
 package transfer
 
 import (

@@ -271,7 +271,7 @@ func newRemoteRun(ctx context.Context, cfg *Remote, req ImportRequest, src image
 		ResponseHeaderTimeout: 2 * time.Minute,
 	}
 	marked := &importerTransport{inner: base, plainLoopback: cfg.PlainHTTPLoopback}
-	var auth authn.Authenticator = authn.Anonymous
+	auth := authn.Anonymous
 	if req.Source.Username != "" {
 		auth = &authn.Basic{Username: req.Source.Username, Password: req.Source.Password}
 	}

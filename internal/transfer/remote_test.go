@@ -113,7 +113,7 @@ func newSource(t testing.TB, referrers bool) *source {
 }
 
 func (s *source) opts() []remote.Option {
-	var a authn.Authenticator = authn.Anonymous
+	a := authn.Anonymous
 	if s.user != "" {
 		a = &authn.Basic{Username: s.user, Password: s.pass}
 	}
