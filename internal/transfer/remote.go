@@ -39,6 +39,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -156,7 +157,7 @@ func parseRegistryURI(uri string) (remoteHost, error) {
 		return rh, fail(KindInvalid, "source.registryUri", "source.registryUri %q has a scheme other than https:// or http://", uri)
 	}
 	u, err := url.Parse("//" + s)
-	if s == "" || err != nil || u.Host != s || u.Hostname() == "" {
+	if s == "" || err != nil || u.Host != s || !validHostname(u.Hostname()) {
 		return rh, fail(KindInvalid, "source.registryUri", "source.registryUri %q is not a registry host (host[:port], no path)", uri)
 	}
 	if p := u.Port(); p != "" {
@@ -166,6 +167,18 @@ func parseRegistryURI(uri string) (remoteHost, error) {
 	}
 	rh.host = strings.ToLower(s)
 	return rh, nil
+}
+
+// hostnameRE is a DNS name: dot-separated labels of letters, digits and
+// inner hyphens.
+var hostnameRE = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+
+// validHostname accepts a DNS name or an IP literal (IPv6 without zone).
+func validHostname(h string) bool {
+	if ip := net.ParseIP(h); ip != nil {
+		return true
+	}
+	return len(h) <= 253 && hostnameRE.MatchString(h)
 }
 
 // isLoopbackHost reports whether hostport names this machine without a
@@ -255,10 +268,13 @@ func newRemoteRun(ctx context.Context, cfg *Remote, req ImportRequest, src image
 	if cfg.PlainHTTPLoopback && isLoopbackHost(rh.host) {
 		nopts = append(nopts, name.Insecure) // try https, then http
 	}
-	repo, err := name.NewRepository(rh.host+"/"+src.repo, nopts...)
+	// The registry first, then the repository in it: parsed together, a
+	// host without a dot or port would be taken for a Docker Hub namespace.
+	reg, err := name.NewRegistry(rh.host, nopts...)
 	if err != nil {
-		return nil, fail(KindInvalid, "source", "source %s/%s is not a valid reference: %v", rh.host, src.repo, err)
+		return nil, fail(KindInvalid, "source.registryUri", "source.registryUri %q is not a registry host: %v", req.Source.RegistryURI, err)
 	}
+	repo := reg.Repo(src.repo)
 	tlsConf := &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}
 	base := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -527,7 +543,10 @@ func (x *remoteRun) fetchBlobs(ctx context.Context, blobs map[digest.Digest]int6
 // fetchBlob makes blob d (of the declared size) present in the blob store,
 // verified against its digest.
 func (x *remoteRun) fetchBlob(ctx context.Context, d digest.Digest, size int64) error {
-	if got, err := x.cfg.Blobs.Stat(ctx, d); err == nil && got == size {
+	if got, err := x.cfg.Blobs.Stat(ctx, d); err == nil {
+		if got != size {
+			return fail(KindSourceInvalid, "source.sourceImage", "the source declares blob %s of %s with %d bytes; that content has %d", d, x.repo.RepositoryStr(), size, got)
+		}
 		// Content-addressed: the bytes are already here.
 		x.progress.add(cBytesDone, size)
 		x.progress.add(cBlobsDone, 1)

@@ -47,6 +47,7 @@ type source struct {
 	corrupt  map[string]bool
 	requests int
 	marked   int
+	ranges   int // blob GETs with a Range header
 }
 
 func newSource(t testing.TB, referrers bool) *source {
@@ -78,6 +79,9 @@ func newSource(t testing.TB, referrers bool) *source {
 		}
 		d := r.URL.Path[i+len("/blobs/"):]
 		s.mu.Lock()
+		if r.Header.Get("Range") != "" {
+			s.ranges++
+		}
 		cut := s.cut[d] > 0
 		if cut {
 			s.cut[d]--
@@ -449,8 +453,8 @@ func TestRemoteImportInterrupted(t *testing.T) {
 		if _, err := tg.importFrom(s, "app:v1", nil); err != nil {
 			t.Fatalf("import through two cuts: %v", err)
 		}
-		if s.cut[layer] != 0 {
-			t.Fatalf("the cuts were not exercised")
+		if s.cut[layer] != 0 || s.ranges != 2 {
+			t.Fatalf("cuts left %d, range requests %d; want 0 and 2 (each cut resumed)", s.cut[layer], s.ranges)
 		}
 		tg.checkImported(t, "app", "v1", idx, refs)
 	})
@@ -521,6 +525,9 @@ func TestParseRegistryURI(t *testing.T) {
 		{in: "", bad: true},
 		{in: "https://", bad: true},
 		{in: "x?y", bad: true},
+		{in: "0000!", bad: true},
+		{in: "-a.b", bad: true},
+		{in: "myregistry", host: "myregistry"},
 	}
 	for _, tc := range tests {
 		got, err := parseRegistryURI(tc.in)
@@ -539,9 +546,13 @@ func FuzzParseRegistryURI(f *testing.F) {
 		if err != nil {
 			return
 		}
-		// What it accepts is a host a repository reference can be built on.
-		if _, err := name.NewRepository(rh.host+"/app", name.WeakValidation); err != nil {
+		// What it accepts is a registry the client talks to as given.
+		reg, err := name.NewRegistry(rh.host)
+		if err != nil {
 			t.Fatalf("parseRegistryURI(%q) accepted %q, which is no registry: %v", s, rh.host, err)
+		}
+		if got := reg.Repo("app").RegistryStr(); got != rh.host && rh.host != "docker.io" {
+			t.Fatalf("parseRegistryURI(%q) = %q, but the client would talk to %q", s, rh.host, got)
 		}
 	})
 }
