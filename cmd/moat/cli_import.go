@@ -15,6 +15,10 @@ import (
 	"github.com/moat-registry/moat/internal/model"
 )
 
+// importPasswordEnv holds the source registry's password when --password is
+// not given (so it stays out of argv).
+const importPasswordEnv = "MOAT_SOURCE_PASSWORD"
+
 var importColumns = []column{
 	{"STATUS", "status"}, {"SOURCE REGISTRY", "sourceRegistry"}, {"DIGEST", "digest"}, {"MANIFESTS", "manifests"},
 }
@@ -63,8 +67,11 @@ func newImportCmd(cio cliIO, out *outputOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if username != "" && password == "" {
+				password = os.Getenv(importPasswordEnv)
+			}
 			if (username == "") != (password == "") {
-				return usagef("--username and --password go together")
+				return usagef("--username needs --password (or %s), and --password needs --username", importPasswordEnv)
 			}
 			if username != "" && src.resourceID != "" {
 				return usagef("--username/--password are for a registry outside this deployment, not --registry")
@@ -97,7 +104,7 @@ func newImportCmd(cio cliIO, out *outputOptions) *cobra.Command {
 	f.StringVar(&source, "source", "", "the source image: REGISTRY[:PORT]/repository:tag (or @digest), or repository:tag with --registry")
 	f.StringVarP(&registry, "registry", "r", "", "the source registry's resource id or name (then --source is repository:tag)")
 	f.StringVarP(&username, "username", "u", "", "user name for a source registry outside this deployment")
-	f.StringVarP(&password, "password", "p", "", "password or token for a source registry outside this deployment")
+	f.StringVarP(&password, "password", "p", "", "password or token for a source registry outside this deployment (prefer "+importPasswordEnv+")")
 	f.StringArrayVarP(&tags, "image", "t", nil, "target repository:tag (repeatable)")
 	f.StringArrayVar(&repos, "repository", nil, "target repository to import into without a tag (repeatable)")
 	f.BoolVar(&force, "force", false, "overwrite existing target tags (mode Force)")

@@ -82,8 +82,13 @@ func TestImportFromAnotherMoat(t *testing.T) {
 	cliOK(t, cfgA, "group", "create", "-n", "imp", "-l", "local")
 	cliOK(t, cfgA, "acr", "create", "-n", "extdst01", "-g", "imp", "--sku", "Premium")
 
-	out := cliJSON(t, cliOK(t, cfgA, "acr", "import", "-n", "extdst01", "--source", addrB+"/team/app:v1",
-		"-u", "admin", "-p", passB, "-t", "copy:v1"))
+	// The password from the environment, as it should be given.
+	r := cli(t, cfgA, []string{"MOAT_SOURCE_PASSWORD=" + passB}, "", "acr", "import", "-n", "extdst01", "--source", addrB+"/team/app:v1",
+		"-u", "admin", "-t", "copy:v1")
+	if r.code != 0 {
+		t.Fatalf("import: exit %d: %s", r.code, r.stderr)
+	}
+	out := cliJSON(t, r.stdout)
 	if out["status"] != "Succeeded" || out["digest"] != want.String() || out["manifests"] != float64(4) {
 		t.Fatalf("import output %v", out)
 	}
@@ -132,6 +137,7 @@ func TestImportFromAnotherMoat(t *testing.T) {
 		t.Fatalf("referrers in A: %v %v", rm, err)
 	}
 
+	cliFails(t, cfgA, 2, "moat: ", "acr", "import", "-n", "extdst01", "--source", addrB+"/team/app:v1", "-u", "admin")
 	cliFails(t, cfgA, 1, "moat: InvalidSourceCredentials: the source registry "+addrB+" refused the credentials",
 		"acr", "import", "-n", "extdst01", "--source", addrB+"/team/app:v1", "-u", "admin", "-p", "wrong", "-t", "bad:v1")
 	cliFails(t, cfgA, 1, "moat: TagAlreadyExists: ",
