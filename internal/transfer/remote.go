@@ -62,7 +62,9 @@ const (
 	DefaultConcurrency = 4
 	DefaultAttempts    = 5
 	DefaultBackoff     = 200 * time.Millisecond
-	maxBackoff         = 5 * time.Second
+	// DefaultStallTimeout: see Remote.StallTimeout.
+	DefaultStallTimeout = 2 * time.Minute
+	maxBackoff          = 5 * time.Second
 )
 
 // Remote configures imports from registries outside the deployment. The
@@ -86,6 +88,9 @@ type Remote struct {
 	// Backoff is the first retry delay, doubled per retry; 0 means
 	// DefaultBackoff.
 	Backoff time.Duration
+	// StallTimeout ends (and retries) a blob download that received nothing
+	// for this long; 0 means DefaultStallTimeout.
+	StallTimeout time.Duration
 	// Logger receives retries; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -630,12 +635,16 @@ func (e *transientError) Unwrap() error { return e.err }
 // so that the blob store keeps what arrived and the next attempt resumes
 // from there; err says why it ended.
 type cutReader struct {
-	r   io.Reader
-	err error
+	r      io.Reader
+	err    error
+	onRead func() // after every read that returned bytes
 }
 
 func (c *cutReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
+	if n > 0 && c.onRead != nil {
+		c.onRead()
+	}
 	if err != nil && err != io.EOF {
 		c.err = err
 		return n, io.EOF
@@ -648,7 +657,17 @@ func (c *cutReader) Read(p []byte) (int, error) {
 // restarts the upload when the source ignores the Range.
 func (x *remoteRun) fetchInto(ctx context.Context, id string, initial, st blob.UploadState, d digest.Digest, size int64) (blob.UploadState, error) {
 	u := url.URL{Scheme: "https", Host: x.repo.RegistryStr(), Path: "/v2/" + x.repo.RepositoryStr() + "/blobs/" + d.String()}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	// A source that stops sending without closing the connection would hold
+	// the import forever: a watchdog, reset by every read, ends the request.
+	stall := x.cfg.StallTimeout
+	if stall <= 0 {
+		stall = DefaultStallTimeout
+	}
+	reqCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watchdog := time.AfterFunc(stall, cancel)
+	defer watchdog.Stop()
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return st, err
 	}
@@ -686,7 +705,7 @@ func (x *remoteRun) fetchInto(ctx context.Context, id string, initial, st blob.U
 		return st, x.classify(transport.CheckError(resp, http.StatusOK), "fetching blob "+d.String()+" of")
 	}
 	// One byte more than declared is read to tell "too long" from "exact".
-	body := &cutReader{r: io.LimitReader(resp.Body, size-st.Offset+1)}
+	body := &cutReader{r: io.LimitReader(resp.Body, size-st.Offset+1), onRead: func() { watchdog.Reset(stall) }}
 	next, err := x.cfg.Blobs.Append(ctx, id, st, body)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -44,6 +44,7 @@ type source struct {
 
 	mu       sync.Mutex
 	cut      map[string]int // blob digest → how many more GETs to cut mid-body
+	stall    map[string]int // blob digest → how many more GETs to stall mid-body
 	corrupt  map[string]bool
 	requests int
 	marked   int
@@ -51,7 +52,7 @@ type source struct {
 }
 
 func newSource(t testing.TB, referrers bool) *source {
-	s := &source{cut: map[string]int{}, corrupt: map[string]bool{}}
+	s := &source{cut: map[string]int{}, stall: map[string]int{}, corrupt: map[string]bool{}}
 	if tt, ok := t.(*testing.T); ok {
 		s.t = tt
 	}
@@ -86,9 +87,13 @@ func newSource(t testing.TB, referrers bool) *source {
 		if cut {
 			s.cut[d]--
 		}
+		stall := !cut && s.stall[d] > 0
+		if stall {
+			s.stall[d]--
+		}
 		corrupt := s.corrupt[d]
 		s.mu.Unlock()
-		if !cut && !corrupt {
+		if !cut && !stall && !corrupt {
 			inner.ServeHTTP(w, r)
 			return
 		}
@@ -108,6 +113,10 @@ func newSource(t testing.TB, referrers bool) *source {
 		_, _ = w.Write(body[:len(body)/2])
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()
+		}
+		if stall {
+			<-r.Context().Done() // sends nothing more until the client gives up
+			return
 		}
 		panic(http.ErrAbortHandler) // the connection closes mid-body
 	}))
@@ -455,6 +464,18 @@ func TestRemoteImportInterrupted(t *testing.T) {
 		}
 		if s.cut[layer] != 0 || s.ranges != 2 {
 			t.Fatalf("cuts left %d, range requests %d; want 0 and 2 (each cut resumed)", s.cut[layer], s.ranges)
+		}
+		tg.checkImported(t, "app", "v1", idx, refs)
+	})
+	t.Run("stalled", func(t *testing.T) {
+		tg := newTarget(t)
+		s.stall[layer] = 1
+		ranges := s.ranges
+		if _, err := tg.importFrom(s, "app:v1", func(r *ImportRequest) { r.Remote.StallTimeout = 100 * time.Millisecond }); err != nil {
+			t.Fatalf("import through a stall: %v", err)
+		}
+		if s.stall[layer] != 0 || s.ranges != ranges+1 {
+			t.Fatalf("stalls left %d, range requests %d; want 0 and 1", s.stall[layer], s.ranges-ranges)
 		}
 		tg.checkImported(t, "app", "v1", idx, refs)
 	})
