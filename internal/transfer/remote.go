@@ -16,8 +16,9 @@ package transfer
 //     failed blob upload is aborted. A blob committed before another failed
 //     stays in the blob store, linked nowhere (garbage collection's business):
 //     blobs are content-addressed, so it is never wrong, only unreferenced.
-//   - Transport errors, 408, 429 and 5xx answers, and bodies cut short are
-//     retried (Attempts per blob, with exponential backoff); 4xx answers and a
+//   - Transport errors, 408, 429 and 5xx answers, bodies cut short and
+//     downloads stalled for StallTimeout are retried (Attempts per blob, with
+//     exponential backoff), resuming where they stopped; 4xx answers and a
 //     digest mismatch are not: they will not get better.
 //   - Plain HTTP is refused for every request (redirects and token servers
 //     included) unless PlainHTTPLoopback is set and the host is a loopback

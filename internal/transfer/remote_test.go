@@ -626,3 +626,19 @@ func TestContentRangeStart(t *testing.T) {
 		}
 	}
 }
+
+func FuzzContentRangeStart(f *testing.F) {
+	for _, s := range []string{"bytes 0-9/10", "bytes 5-9/*", "bytes -1-2/3", "bytes 99999999999999999999-1/2", "bytes=0-1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		n, ok := contentRangeStart(v)
+		if !ok {
+			return
+		}
+		// What it accepts starts with the position it returns.
+		if n < 0 || !strings.HasPrefix(strings.TrimSpace(v), "bytes ") {
+			t.Fatalf("contentRangeStart(%q) = %d", v, n)
+		}
+	})
+}
