@@ -107,6 +107,8 @@ const (
 	actionImport = "Microsoft.ContainerRegistry/registries/importImage/action"
 	// actionPull is needed on a source registry of this deployment.
 	actionPull = "Microsoft.ContainerRegistry/registries/pull/read"
+	// actionRead is needed to poll an import operation of the registry.
+	actionRead = "Microsoft.ContainerRegistry/registries/read"
 )
 
 type importBody struct {
@@ -242,6 +244,10 @@ type importStatusBody struct {
 }
 
 func (h *handler) importStatus(w http.ResponseWriter, r *http.Request, ir importRoute) error {
+	// An operation's status is the registry's business: reading it is a read.
+	if err := h.require(r, actionRead, registryID(ir.sub, ir.rg, ir.name)); err != nil {
+		return err
+	}
 	importOps.Lock()
 	op, ok := importOps.m[ir.op]
 	var done bool
