@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -48,5 +49,33 @@ func TestImportBody(t *testing.T) {
 		if err != nil || string(b) != tc.want {
 			t.Errorf("importBody = %s, %v; want %s", b, err, tc.want)
 		}
+	}
+}
+
+func TestImportBodyCredentials(t *testing.T) {
+	b, err := json.Marshal(importBody(importSource{registryURI: "127.0.0.1:5000", image: "a:1", username: "u", password: "p"}, nil, nil, false))
+	want := `{"mode":"NoForce","source":{"credentials":{"password":"p","username":"u"},"registryUri":"127.0.0.1:5000","sourceImage":"a:1"}}`
+	if err != nil || string(b) != want {
+		t.Errorf("importBody = %s, %v; want %s", b, err, want)
+	}
+}
+
+func TestProgressLine(t *testing.T) {
+	var b strings.Builder
+	report := progressLine(&b)
+	report(importProgress{Manifests: 3})
+	report(importProgress{Manifests: 3}) // unchanged: not rewritten
+	report(importProgress{Manifests: 5, BlobsTotal: 4, BlobsDone: 1, BytesTotal: 4 << 20, BytesDone: 1 << 20})
+	report(importProgress{BytesTotal: -1})
+	want := "\rimporting: 3 manifests\x1b[K\rimporting:  25%  1.0 MiB / 4.0 MiB  1/4 blobs  5 manifests\x1b[K\n"
+	if b.String() != want {
+		t.Errorf("progress output %q, want %q", b.String(), want)
+	}
+	var silent strings.Builder
+	r := newProgressPrinter(&silent) // not a terminal
+	r(importProgress{Manifests: 1})
+	r(importProgress{BytesTotal: -1})
+	if silent.Len() != 0 {
+		t.Errorf("progress written to a non-terminal: %q", silent.String())
 	}
 }

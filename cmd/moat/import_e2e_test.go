@@ -252,7 +252,7 @@ func TestImportCLI(t *testing.T) {
 	cliFails(t, cfg, 1, "moat: TagAlreadyExists: ", "acr", "import", "-n", "clidst01", "--source", "clisrc01.localhost:"+port+"/app:v1", "-t", "copy:v1")
 	cliOK(t, cfg, "acr", "import", "-n", "clidst01", "--source", "clisrc01.localhost:"+port+"/app:v1", "-t", "copy:v1", "--force")
 	cliFails(t, cfg, 2, "moat: ", "acr", "import", "-n", "clidst01", "--source", "app:v1")
-	cliFails(t, cfg, 1, "moat: ImportSourceNotSupported: ", "acr", "import", "-n", "clidst01", "--source", "docker.io/library/busybox:latest")
+	cliFails(t, cfg, 1, "moat: ImportSourceUnreachable: connecting to the source registry 127.0.0.1:1: ", "acr", "import", "-n", "clidst01", "--source", "127.0.0.1:1/app:v1")
 
 	cliOK(t, cfg, "acr", "update", "-n", "clisrc01", "--public-network-enabled", "false", "--allow-exports", "false")
 	cliFails(t, cfg, 1, "moat: ExportPolicyDisabled: exports are disabled on registry 'clisrc01'",

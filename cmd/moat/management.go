@@ -10,6 +10,7 @@ import (
 	"github.com/moat-registry/moat/internal/arm"
 	"github.com/moat-registry/moat/internal/identity"
 	"github.com/moat-registry/moat/internal/storage/meta"
+	"github.com/moat-registry/moat/internal/transfer"
 )
 
 // managementAuthorizer authenticates management requests with an
@@ -48,11 +49,13 @@ func newManagementPlane(o *serveOptions, deps planeDeps, logger *slog.Logger) ht
 		OnRegistryChange:  deps.onRegistryChange,
 		Domain:            o.domain,
 		ManagedIdentities: deps.ids,
+		Import:            deps.importer,
 	})
 }
 
 // planeDeps are what the planes share.
 type planeDeps struct {
+	importer         *transfer.Remote
 	meta             meta.Store
 	ids              *identity.Service
 	onRegistryChange func(ctx context.Context, name string)

@@ -57,6 +57,9 @@ type serveOptions struct {
 	blobStore       string
 	blobRedirectTTL time.Duration
 	bodyStall       time.Duration
+	// importCAFiles and importPlainHTTPLoopback: importconfig.go.
+	importCAFiles           []string
+	importPlainHTTPLoopback bool
 }
 
 func (o *serveOptions) register(f *pflag.FlagSet) {
@@ -79,6 +82,8 @@ func (o *serveOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&o.database, "database", "", "metadata store: postgres://… for replicas, sqlite:<path>; default <data-dir>/meta.db")
 	f.StringVar(&o.blobStore, "blob-store", "", "blob store: azblob://<account>/<container>[?endpoint=…], file:<dir>; default <data-dir>/blobs")
 	f.DurationVar(&o.blobRedirectTTL, "blob-redirect-ttl", 0, "answer blob downloads with a redirect to a SAS URL valid this long (azblob with an account key only; 0 = off, the default; see the README on network rules)")
+	f.StringSliceVar(&o.importCAFiles, "import-ca-file", nil, "PEM CA certificates trusted, besides the system roots, for registries imported from (e.g. another moat's ca.pem)")
+	f.BoolVar(&o.importPlainHTTPLoopback, "import-plain-http-loopback", false, "allow importing over plain HTTP from loopback sources (tests, a local registry)")
 	f.VisitAll(func(fl *pflag.Flag) {
 		fl.Usage += " [$" + config.EnvName(envPrefix, fl.Name) + "]"
 	})
@@ -239,7 +244,12 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 		return err
 	}
 	endpoints := newEndpointFollower()
+	importer, err := newImportRemote(o, blobStore, logger)
+	if err != nil {
+		return err
+	}
 	mgmt := newManagementPlane(o, planeDeps{
+		importer:         importer,
 		meta:             metaStore,
 		ids:              ids,
 		onRegistryChange: endpoints.afterChange(announceRegistryChange(metaStore, plane, logger)),

@@ -326,8 +326,8 @@ func TestRepositoryReport(t *testing.T) {
 	}
 	d := parseDocument(string(b))
 	for _, s := range d.sections {
-		if sectionMode(s.title) == "" {
-			t.Errorf("BENCHMARKS.md section %q belongs to no mode of the driver", s.title)
+		if sectionMode(s.title) == "" && !slices.Contains(handTitles, s.title) {
+			t.Errorf("BENCHMARKS.md section %q belongs to no mode of the driver and is not a hand-written section", s.title)
 		}
 	}
 	for _, m := range modeOrder {

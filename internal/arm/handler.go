@@ -11,6 +11,7 @@ import (
 
 	"github.com/moat-registry/moat/internal/model"
 	"github.com/moat-registry/moat/internal/storage/meta"
+	"github.com/moat-registry/moat/internal/transfer"
 )
 
 // Options configure the management handler.
@@ -50,6 +51,9 @@ type Options struct {
 	// ManagedIdentities creates and removes the managed identities of
 	// service instances (identities.go); nil refuses those routes.
 	ManagedIdentities ManagedIdentityService
+	// Import reaches registries outside the deployment for importImage; nil
+	// refuses such sources (ImportSourceNotSupported).
+	Import *transfer.Remote
 }
 
 // maxBody bounds request bodies; registry bodies are a few KiB, 200 IP

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/moat-registry/moat/internal/rbac"
+	"github.com/moat-registry/moat/internal/storage/meta"
 	"github.com/moat-registry/moat/internal/transfer"
 )
 
@@ -32,14 +33,16 @@ const (
 	importOpsSeg = "importOperations"
 	// importRetryMs is the polling interval suggested to clients.
 	importRetryMs = "250"
-	// importTimeout bounds one import (metadata only; seconds in practice).
-	importTimeout = 30 * time.Minute
+	// importTimeout bounds one import: seconds within the deployment, the
+	// download's time from another registry.
+	importTimeout = 6 * time.Hour
 	// importKeep is how long a finished operation's result stays readable.
 	importKeep = time.Hour
 )
 
 type importOp struct {
 	registryID string // the target's ARM id as requested
+	progress   *transfer.Progress
 	done       bool
 	finished   time.Time
 	result     transfer.ImportResult
@@ -110,12 +113,25 @@ func (h *handler) serveImport(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
+// Import actions (ARM), checked with h.require.
+const (
+	// actionImport is needed on the target registry.
+	actionImport = "Microsoft.ContainerRegistry/registries/importImage/action"
+	// actionPull is needed on a source registry of this deployment.
+	actionPull = "Microsoft.ContainerRegistry/registries/pull/read"
+	// actionRead is needed to poll an import operation of the registry.
+	actionRead = "Microsoft.ContainerRegistry/registries/read"
+)
+
 type importBody struct {
 	Source struct {
-		ResourceID  string          `json:"resourceId"`
-		RegistryURI string          `json:"registryUri"`
-		SourceImage string          `json:"sourceImage"`
-		Credentials json.RawMessage `json:"credentials"`
+		ResourceID  string `json:"resourceId"`
+		RegistryURI string `json:"registryUri"`
+		SourceImage string `json:"sourceImage"`
+		Credentials *struct {
+			Username string `json:"username"`
+			Password string `json:"password"`
+		} `json:"credentials"`
 	} `json:"source"`
 	TargetTags                 []string `json:"targetTags"`
 	UntaggedTargetRepositories []string `json:"untaggedTargetRepositories"`
@@ -132,29 +148,42 @@ func (h *handler) startImport(w http.ResponseWriter, r *http.Request, ir importR
 	if err := json.Unmarshal(body, &in); err != nil {
 		return newError(http.StatusBadRequest, "InvalidRequestContent", "the request body is not an import request: %v", err)
 	}
+	if err := h.require(r, actionImport, registryID(ir.sub, ir.rg, ir.name)); err != nil {
+		return err
+	}
 	rt := route{sub: ir.sub, rg: ir.rg, name: ir.name}
 	stored, _, err := h.load(r.Context(), rt)
 	if err != nil {
 		return err
 	}
-	creds := strings.TrimSpace(string(in.Source.Credentials))
 	req := transfer.ImportRequest{
 		TargetRegistry: stored.Name,
 		Domain:         h.o.Domain,
 		Source: transfer.Source{ResourceID: in.Source.ResourceID, RegistryURI: in.Source.RegistryURI,
-			SourceImage: in.Source.SourceImage, HasCredentials: creds != "" && creds != "null"},
+			SourceImage: in.Source.SourceImage},
 		TargetTags:                 in.TargetTags,
 		UntaggedTargetRepositories: in.UntaggedTargetRepositories,
 		Mode:                       in.Mode,
+		Remote:                     h.o.Import,
+		Progress:                   &transfer.Progress{},
+	}
+	if c := in.Source.Credentials; c != nil {
+		req.Source.Username, req.Source.Password = c.Username, c.Password
 	}
 	// What needs no store is refused at once, as ACR does.
 	if err := transfer.Validate(req); err != nil {
 		return importError(err)
 	}
-	// Importing from a registry of the deployment reads it: the caller must
-	// be allowed to pull from the source, as ACR requires.
-	if in.Source.ResourceID != "" {
-		if err := h.require(r, rbac.ActionPull, in.Source.ResourceID); err != nil {
+	// Reading a source of this deployment needs pull on it. A source that
+	// does not exist is left to the import, which names it.
+	if name := transfer.SourceRegistryName(req); name != "" {
+		src, err := h.o.Meta.GetRegistry(r.Context(), name)
+		switch {
+		case err == nil:
+			if err := h.require(r, actionPull, src.ResourceID); err != nil {
+				return err
+			}
+		case !errors.Is(err, meta.ErrNotFound):
 			return err
 		}
 	}
@@ -163,7 +192,7 @@ func (h *handler) startImport(w http.ResponseWriter, r *http.Request, ir importR
 	if err != nil {
 		return err
 	}
-	op := &importOp{registryID: registryID(ir.sub, ir.rg, ir.name)}
+	op := &importOp{registryID: registryID(ir.sub, ir.rg, ir.name), progress: req.Progress}
 	importOps.Lock()
 	now := time.Now()
 	for k, o := range importOps.m {
@@ -210,6 +239,12 @@ func newOpID() (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
+// importRunningBody is the 202 answer while an import runs.
+type importRunningBody struct {
+	Status   string                    `json:"status"`
+	Progress transfer.ProgressSnapshot `json:"progress"`
+}
+
 // importStatusBody is the 200 answer of a finished import.
 type importStatusBody struct {
 	Status         string   `json:"status"`
@@ -221,14 +256,20 @@ type importStatusBody struct {
 }
 
 func (h *handler) importStatus(w http.ResponseWriter, r *http.Request, ir importRoute) error {
+	// An operation's status is the registry's business: reading it is a read.
+	if err := h.require(r, actionRead, registryID(ir.sub, ir.rg, ir.name)); err != nil {
+		return err
+	}
 	importOps.Lock()
 	op, ok := importOps.m[ir.op]
 	var done bool
 	var res transfer.ImportResult
 	var ae *apiError
+	var prog transfer.ProgressSnapshot
 	if ok {
 		ok = strings.EqualFold(op.registryID, registryID(ir.sub, ir.rg, ir.name))
 		done, res, ae = op.done, op.result, op.err
+		prog = op.progress.Snapshot()
 	}
 	importOps.Unlock()
 	if !ok {
@@ -238,7 +279,7 @@ func (h *handler) importStatus(w http.ResponseWriter, r *http.Request, ir import
 	if !done {
 		w.Header().Set("Location", baseURL(r)+r.URL.RequestURI())
 		w.Header().Set("retry-after-ms", importRetryMs)
-		w.WriteHeader(http.StatusAccepted)
+		writeJSON(w, http.StatusAccepted, importRunningBody{Status: "Running", Progress: prog})
 		return nil
 	}
 	if ae != nil {
@@ -278,6 +319,15 @@ func importError(err error) *apiError {
 		ae = newError(http.StatusForbidden, "ImportSourceNetworkRestricted", "%s", te.Message)
 	case transfer.KindUnsupported:
 		ae = newError(http.StatusBadRequest, "ImportSourceNotSupported", "%s", te.Message)
+	case transfer.KindSourceAuth:
+		// Not 401: the caller authenticated to moat; the source refused moat.
+		ae = newError(http.StatusBadRequest, "InvalidSourceCredentials", "%s", te.Message)
+	case transfer.KindSourceDenied:
+		ae = newError(http.StatusForbidden, "ImportSourceAccessDenied", "%s", te.Message)
+	case transfer.KindUnreachable:
+		ae = newError(http.StatusFailedDependency, "ImportSourceUnreachable", "%s", te.Message)
+	case transfer.KindSourceInvalid:
+		ae = newError(http.StatusUnprocessableEntity, "InvalidSourceImage", "%s", te.Message)
 	default:
 		ae = newError(http.StatusBadRequest, "InvalidParameter", "%s", te.Message)
 	}

@@ -107,7 +107,7 @@ func TestImportImage_SDK(t *testing.T) {
 	// Refused before the operation starts.
 	err = sdkImport(t, c, "dstreg", armcontainerregistry.ImportImageParameters{Source: &armcontainerregistry.ImportSource{
 		RegistryURI: to.Ptr("docker.io"), SourceImage: to.Ptr("library/busybox:latest")}})
-	wantCode(err, http.StatusBadRequest, "ImportSourceNotSupported", "outside this deployment is not supported yet")
+	wantCode(err, http.StatusBadRequest, "ImportSourceNotSupported", "not configured to import from other registries")
 	err = sdkImport(t, c, "nosuchreg", armcontainerregistry.ImportImageParameters{Source: src("app:v1")})
 	wantCode(err, http.StatusNotFound, "ResourceNotFound", "nosuchreg")
 

@@ -251,6 +251,9 @@ func (h *Handler) serve(q *request) {
 		q.failErr(fmt.Errorf("looking up registry %q: %w", q.registry, err), nil)
 		return
 	}
+	if !h.checkExportPolicy(q, entry) {
+		return
+	}
 	// The network decision comes before everything else the request asks
 	// for, the token endpoint included.
 	if !h.checkNetwork(q, entry) {

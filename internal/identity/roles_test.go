@@ -187,7 +187,7 @@ func TestPrincipalType(t *testing.T) {
 		{admin.ID, "User", true},
 		{sp.ObjectID, "ServicePrincipal", true},
 		{mi.PrincipalID, "ServicePrincipal", true},
-		{host.ID, "", false}, // carries the instance's secret; never signs in
+		{host.ID, "", false},  // carries the instance's secret; never signs in
 		{sp.AppID, "", false}, // the app id is not the object id
 		{"00000000-0000-0000-0000-000000000009", "", false},
 		{"not-a-guid", "", false},

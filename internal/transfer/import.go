@@ -1,16 +1,22 @@
 // Package transfer owns moving artifacts between registries: importing an
-// image (with every platform of an index and every referrer) from one
-// registry of the deployment into another, and the export policy that may
-// forbid it.
+// image (with every platform of an index and every referrer) from another
+// registry of the deployment or from any OCI registry into a registry, and
+// the export policy that may forbid it on every import path.
 //
 // Invariants:
 //
 //   - Import within a deployment copies metadata only: blob bytes are shared
 //     by the blob store, so the cost does not depend on the image's size.
+//   - Import from outside the deployment (remote.go) streams every blob into
+//     the blob store, verified against its digest while it is written, and
+//     never holds one in memory; it writes no metadata before every blob is
+//     committed.
 //   - A registry whose exportPolicy.status is disabled is never the source of
 //     an import into another registry (fail closed: an unreadable source
 //     policy refuses the import). Importing within one registry is not an
-//     export and is allowed.
+//     export and is allowed. Another moat deployment's importer is refused by
+//     the data plane, which recognises the markers moat's importer always
+//     sends (marker.go).
 //   - Another registry restricting network access (public access disabled or
 //     default action Deny) is a source only when it allows trusted services
 //     (networkRuleBypassOptions AzureServices), as ACR documents.
@@ -18,7 +24,9 @@
 //     free under NoForce), and target tags are set last, after every manifest
 //     of the image is stored: a tag never points at a half-imported image.
 //     Each manifest is stored in its own transaction, so an import cut short
-//     leaves at most untagged manifests behind.
+//     while writing leaves at most untagged manifests behind.
+//   - Source credentials are used for the source only and never logged or
+//     returned.
 package transfer
 
 import (
@@ -29,6 +37,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/moat-registry/moat/internal/manifest"
@@ -53,15 +62,16 @@ const maxManifests = 10000
 type Source struct {
 	// ResourceID is the ARM id of a registry of this deployment.
 	ResourceID string
-	// RegistryURI is a login server ({name}.{domain}); one of this deployment
-	// is resolved to its registry, any other is refused for now.
+	// RegistryURI is a login server ({name}.{domain}) of this deployment,
+	// resolved to its registry, or the host[:port] (optionally https:// or,
+	// to a loopback host, http://) of any OCI registry.
 	RegistryURI string
 	// SourceImage is "repo", "repo:tag" or "repo@digest" ("latest" when
 	// neither tag nor digest is given).
 	SourceImage string
-	// HasCredentials says the request carried credentials (only meaningful
-	// for registries outside the deployment).
-	HasCredentials bool
+	// Username and Password authenticate to a registry outside the
+	// deployment (ACR's source.credentials); ignored for one inside it.
+	Username, Password string
 }
 
 // ImportRequest is one import into TargetRegistry.
@@ -77,6 +87,10 @@ type ImportRequest struct {
 	UntaggedTargetRepositories []string
 	// Mode is ModeNoForce (the default when empty) or ModeForce.
 	Mode string
+	// Remote reaches registries outside the deployment; nil refuses them.
+	Remote *Remote
+	// Progress, when set, counts the work as it is done.
+	Progress *Progress
 }
 
 // ImportResult says what was imported.
@@ -107,11 +121,23 @@ const (
 	KindTagExists
 	// KindExportDisabled: the source registry's export policy forbids it.
 	KindExportDisabled
-	// KindUnsupported: a source outside this deployment.
+	// KindUnsupported: a source outside this deployment on a server not
+	// configured to reach one.
 	KindUnsupported
 	// KindNetworkRestricted: the source registry restricts network access
 	// and does not let trusted services (import) through.
 	KindNetworkRestricted
+	// KindSourceAuth: a registry outside the deployment wants credentials,
+	// or refused the ones given.
+	KindSourceAuth
+	// KindSourceDenied: a registry outside the deployment denied access.
+	KindSourceDenied
+	// KindUnreachable: a registry outside the deployment could not be
+	// reached or kept failing.
+	KindUnreachable
+	// KindSourceInvalid: a registry outside the deployment sent something
+	// moat cannot store (digest mismatch, unsupported manifest, bad sizes).
+	KindSourceInvalid
 )
 
 // Error is an import failure the caller can answer as a client error.
@@ -248,8 +274,43 @@ func Validate(req ImportRequest) error {
 	if _, err := validate(req); err != nil {
 		return err
 	}
+	if IsExternal(req) {
+		if req.Remote == nil || req.Remote.Blobs == nil {
+			return errNotConfigured(req)
+		}
+		return validateRemote(req)
+	}
 	_, _, err := sourceName(req)
 	return err
+}
+
+func errNotConfigured(req ImportRequest) error {
+	return fail(KindUnsupported, "source.registryUri",
+		"source.registryUri %q is not a registry of this deployment (login servers are NAME.%s), and this server is not configured to import from other registries", req.Source.RegistryURI, req.Domain)
+}
+
+// IsExternal reports whether req's source is a registry outside this
+// deployment: a registryUri (and no resourceId) that is not one of its login
+// servers.
+func IsExternal(req ImportRequest) bool {
+	if req.Source.ResourceID != "" || req.Source.RegistryURI == "" {
+		return false
+	}
+	_, ok := loginServerName(req.Source.RegistryURI, req.Domain)
+	return !ok
+}
+
+// SourceRegistryName is the name of the registry of this deployment that
+// req imports from, or "" for a source outside it (or an invalid one).
+func SourceRegistryName(req ImportRequest) string {
+	if IsExternal(req) {
+		return ""
+	}
+	n, _, err := sourceName(req)
+	if err != nil {
+		return ""
+	}
+	return n
 }
 
 // sourceName is the registry name the source names, and the field naming it.
@@ -266,8 +327,8 @@ func sourceName(req ImportRequest) (name, by string, err error) {
 	case s.RegistryURI != "":
 		n, ok := loginServerName(s.RegistryURI, req.Domain)
 		if !ok {
-			return "", "", fail(KindUnsupported, "source.registryUri",
-				"source.registryUri %q is not a registry of this deployment (login servers are NAME.%s): import from registries outside this deployment is not supported yet", s.RegistryURI, req.Domain)
+			return "", "", fail(KindInvalid, "source.registryUri",
+				"source.registryUri %q is not a registry of this deployment (login servers are NAME.%s)", s.RegistryURI, req.Domain)
 		}
 		name, by = n, "source.registryUri"
 	default:
@@ -341,8 +402,7 @@ func checkExport(src meta.Registry, target string) error {
 	}
 	props := reg.Properties
 	if strings.EqualFold(props.Policies.ExportPolicy.Status, model.StatusDisabled) {
-		return fail(KindExportDisabled, "source",
-			"exports are disabled on registry '%s' (policies.exportPolicy.status: disabled); its artifacts cannot be imported into another registry", src.Name)
+		return fail(KindExportDisabled, "source", "%s", ExportDisabledMessage(src.Name))
 	}
 	// As in ACR, import reaches a network-restricted registry only through
 	// the trusted-services bypass: ask the network decision itself, as the
@@ -436,15 +496,16 @@ func collect(ctx context.Context, store meta.Store, reg, repo string, root meta.
 }
 
 // Import copies req.Source.SourceImage, with its children and referrers,
-// from a registry of this deployment into req.TargetRegistry. Failures the
-// client caused are *Error; others are server-side.
+// from a registry of this deployment or, with req.Remote, from any OCI
+// registry, into req.TargetRegistry. Failures the client caused are *Error;
+// others are server-side.
 func Import(ctx context.Context, store meta.Store, req ImportRequest) (ImportResult, error) {
 	var res ImportResult
 	p, err := validate(req)
 	if err != nil {
 		return res, err
 	}
-	if _, _, err := sourceName(req); err != nil {
+	if err := Validate(req); err != nil {
 		return res, err
 	}
 	target, err := store.GetRegistry(ctx, req.TargetRegistry)
@@ -454,15 +515,39 @@ func Import(ctx context.Context, store meta.Store, req ImportRequest) (ImportRes
 	if err != nil {
 		return res, fmt.Errorf("reading target registry %q: %w", req.TargetRegistry, err)
 	}
-	src, err := resolveSource(ctx, store, req)
+	var nodes []node
+	var root digest.Digest
+	if IsExternal(req) {
+		res.SourceRegistry = req.Source.RegistryURI
+		nodes, root, err = importRemote(ctx, store, req, p, target.Name)
+	} else {
+		var src string
+		src, nodes, root, err = collectLocal(ctx, store, req, p, target.Name)
+		res.SourceRegistry = src
+	}
 	if err != nil {
 		return res, err
 	}
-	if err := checkExport(src, target.Name); err != nil {
-		return res, err
+	res.Digest, res.Manifests = root, len(nodes)
+	if !p.force {
+		if err := checkTagsFree(ctx, store, target.Name, p.tags); err != nil {
+			return res, err
+		}
 	}
-	res.SourceRegistry = src.Name
+	res.Tags, res.Repositories, err = write(ctx, store, target.Name, p, nodes, root)
+	return res, err
+}
 
+// collectLocal reads the image graph from a registry of this deployment,
+// after the export policy and the network rules of the source allowed it.
+func collectLocal(ctx context.Context, store meta.Store, req ImportRequest, p plan, target string) (string, []node, digest.Digest, error) {
+	src, err := resolveSource(ctx, store, req)
+	if err != nil {
+		return "", nil, "", err
+	}
+	if err := checkExport(src, target); err != nil {
+		return "", nil, "", err
+	}
 	var root meta.Manifest
 	if p.src.digest != "" {
 		root, err = store.GetManifest(ctx, src.Name, p.src.repo, p.src.digest)
@@ -470,24 +555,58 @@ func Import(ctx context.Context, store meta.Store, req ImportRequest) (ImportRes
 		root, err = store.GetManifestByTag(ctx, src.Name, p.src.repo, p.src.tag)
 	}
 	if errors.Is(err, meta.ErrNotFound) {
-		return res, fail(KindNotFound, "source.sourceImage", "the source image '%s' was not found in registry '%s'", p.src.String(), src.Name)
+		return "", nil, "", fail(KindNotFound, "source.sourceImage", "the source image '%s' was not found in registry '%s'", p.src.String(), src.Name)
 	}
 	if err != nil {
-		return res, fmt.Errorf("reading source image %q of %q: %w", p.src.String(), src.Name, err)
+		return "", nil, "", fmt.Errorf("reading source image %q of %q: %w", p.src.String(), src.Name, err)
 	}
 	nodes, err := collect(ctx, store, src.Name, p.src.repo, root)
 	if err != nil {
-		return res, err
+		return "", nil, "", err
 	}
-	res.Digest, res.Manifests = root.Digest, len(nodes)
+	req.Progress.add(cManifests, int64(len(nodes)))
+	return src.Name, nodes, root.Digest, nil
+}
 
+// importRemote fetches the image graph from a registry outside the
+// deployment and streams every blob into the blob store; it writes no
+// metadata.
+func importRemote(ctx context.Context, store meta.Store, req ImportRequest, p plan, target string) ([]node, digest.Digest, error) {
+	if req.Remote == nil || req.Remote.Blobs == nil {
+		return nil, "", errNotConfigured(req)
+	}
+	x, err := newRemoteRun(ctx, req.Remote, req, p.src, req.Progress)
+	if err != nil {
+		return nil, "", err
+	}
+	defer x.close()
+	var ref name.Reference = x.repo.Tag(p.src.tag)
+	if p.src.digest != "" {
+		ref = x.repo.Digest(p.src.digest.String())
+	}
+	root, err := x.fetchManifest(ref, p.src.digest)
+	if err != nil {
+		return nil, "", err
+	}
+	nodes, blobs, err := x.collect(ctx, root)
+	if err != nil {
+		return nil, "", err
+	}
 	if !p.force {
-		if err := checkTagsFree(ctx, store, target.Name, p.tags); err != nil {
-			return res, err
+		// Before the bytes move: a refusal should not cost the download.
+		if err := checkTagsFree(ctx, store, target, p.tags); err != nil {
+			return nil, "", err
 		}
 	}
+	if err := x.fetchBlobs(ctx, blobs); err != nil {
+		return nil, "", err
+	}
+	return nodes, root.Digest, nil
+}
 
-	var repos []string
+// write stores nodes in every target repository, untagged, then sets the
+// target tags: a tag never points at a half-imported image.
+func write(ctx context.Context, store meta.Store, target string, p plan, nodes []node, root digest.Digest) (tags, repos []string, err error) {
 	seenRepo := map[string]bool{}
 	for _, t := range p.tags {
 		if !seenRepo[t.repo] {
@@ -502,28 +621,26 @@ func Import(ctx context.Context, store meta.Store, req ImportRequest) (ImportRes
 		}
 	}
 	for _, repo := range repos {
-		if err := putAll(ctx, store, target.Name, repo, nodes); err != nil {
-			return res, err
+		if err := putAll(ctx, store, target, repo, nodes); err != nil {
+			return nil, nil, err
 		}
 	}
-	// Tags last: every manifest of the image is in every target repository.
-	rootNode := nodes[indexOf(nodes, root.Digest)]
+	rootNode := nodes[indexOf(nodes, root)]
 	for _, t := range p.tags {
 		if !p.force {
 			// Re-checked right before the write: a push may have raced us.
-			if err := checkTagsFree(ctx, store, target.Name, []imageRef{t}); err != nil {
-				return res, err
+			if err := checkTagsFree(ctx, store, target, []imageRef{t}); err != nil {
+				return nil, nil, err
 			}
 		}
 		m := rootNode.m
-		m.Registry, m.Repository = target.Name, t.repo
+		m.Registry, m.Repository = target, t.repo
 		if err := store.PutManifest(ctx, m, t.tag); err != nil {
-			return res, fmt.Errorf("tagging %s in %s: %w", t.String(), target.Name, err)
+			return nil, nil, fmt.Errorf("tagging %s in %s: %w", t.String(), target, err)
 		}
-		res.Tags = append(res.Tags, t.String())
+		tags = append(tags, t.String())
 	}
-	res.Repositories = repos
-	return res, nil
+	return tags, repos, nil
 }
 
 func indexOf(nodes []node, d digest.Digest) int {
