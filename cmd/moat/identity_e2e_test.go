@@ -149,8 +149,10 @@ func TestManagedIdentitiesAgainstServe(t *testing.T) {
 	if c["xms_mirid"] != aciID || c["xms_az_rid"] != aciID || c["oid"] != principal {
 		t.Errorf("token claims %v, want xms_mirid %s and oid %s", c, aciID, principal)
 	}
-	// moat verifies it: the management API knows the caller (403, not 401).
-	status, refused := armDo(t, hc, http.MethodGet, url+"/subscriptions/"+sub+"/resourcegroups?api-version=2021-04-01", tok.Token, "")
+	// moat verifies it: the management API knows the caller (403 naming it,
+	// not 401). The identity holds no role, so reading its own group is
+	// refused (a list would just be empty).
+	status, refused := armDo(t, hc, http.MethodGet, url+"/subscriptions/"+sub+"/resourcegroups/apps?api-version=2021-04-01", tok.Token, "")
 	if status != http.StatusForbidden || cliDig(refused, "error.code") != "AuthorizationFailed" || !strings.Contains(cliDig(refused, "error.message").(string), principal) {
 		t.Errorf("management call with the MI token: %d %v, want 403 AuthorizationFailed naming %s", status, refused, principal)
 	}
