@@ -23,7 +23,7 @@ require (
 	modernc.org/sqlite v1.61.1
 )
 
-require github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources v1.2.0 // indirect
+require github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources v1.2.0
 
 require (
 	github.com/Azure/azure-sdk-for-go/sdk/azidentity v1.13.1

@@ -4,7 +4,7 @@ package arm
 // scope). The routes, below …/resourceGroups/{rg}/providers/Microsoft.Resources:
 //
 //	GET                 deployments                               list
-//	PUT|GET|DELETE      deployments/{name}                        PUT is long-running
+//	PUT|GET|HEAD|DELETE deployments/{name}                        PUT is long-running
 //	POST                deployments/{name}/validate               evaluate, apply nothing
 //	POST                deployments/{name}/cancel                 stop a running deployment
 //	POST                deployments/{name}/exportTemplate         the template as sent
@@ -118,6 +118,11 @@ func (d deploymentRoute) id() string {
 
 func parseDeploymentRoute(path string) (deploymentRoute, bool) {
 	seg := strings.Split(strings.Trim(path, "/"), "/")
+	// The SDK's deployment operations use the short form
+	// …/resourcegroups/{rg}/deployments/{name}/operations; accept both.
+	if len(seg) >= 5 && eq(seg[4], deploymentsRT) {
+		seg = append(seg[:4:4], append([]string{"providers", deploymentsNS}, seg[4:]...)...)
+	}
 	if len(seg) < 7 || !eq(seg[0], "subscriptions") || !eq(seg[2], "resourcegroups") || !eq(seg[4], "providers") ||
 		!eq(seg[5], deploymentsNS) || !eq(seg[6], deploymentsRT) {
 		return deploymentRoute{}, false
@@ -178,10 +183,23 @@ func (h *handler) serveDeployments(w http.ResponseWriter, r *http.Request) bool 
 			err = h.putDeployment(w, r, d)
 		case http.MethodGet:
 			err = h.getDeployment(w, r, d)
+		case http.MethodHead:
+			// checkExistence: 204 or 404, no body.
+			if err = h.require(r, "Microsoft.Resources/deployments/read", d.id()); err == nil {
+				if _, _, err = h.loadDeployment(r.Context(), d); err == nil {
+					w.WriteHeader(http.StatusNoContent)
+					return true
+				}
+				var ae *apiError
+				if errors.As(err, &ae) && ae.status == http.StatusNotFound {
+					w.WriteHeader(http.StatusNotFound)
+					return true
+				}
+			}
 		case http.MethodDelete:
 			err = h.deleteDeployment(w, r, d)
 		default:
-			h.methodNotAllowed(w, r, http.MethodPut, http.MethodGet, http.MethodDelete)
+			h.methodNotAllowed(w, r, http.MethodPut, http.MethodGet, http.MethodHead, http.MethodDelete)
 			return true
 		}
 	case d.action == "validate":
@@ -771,10 +789,11 @@ func (h *handler) deleteDeployment(w http.ResponseWriter, r *http.Request, d dep
 		return newError(http.StatusConflict, "DeploymentActive", "deployment '%s' is still %s; cancel it before deleting it", d.name, rec.ProvisioningState)
 	}
 	// Deleting a deployment deletes its record, never the resources it made.
+	// 204, not 200: the SDK accepts only 202 or 204 here.
 	if err := h.o.Meta.DeleteResource(ctx, d.id()); err != nil && !errors.Is(err, meta.ErrNotFound) {
 		return err
 	}
-	w.WriteHeader(http.StatusOK)
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

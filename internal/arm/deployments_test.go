@@ -1,6 +1,7 @@
 package arm
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,9 +32,31 @@ func readTestdata(t *testing.T, name string) string {
 	return string(b)
 }
 
+// settle waits, when the test ends and before its store closes, until the
+// handler's deployment runners have released their leases.
+func (e *env) settle() {
+	e.t.Cleanup(func() {
+		prefix := fmt.Sprintf("%p ", e.h)
+		for range 500 {
+			busy := false
+			running.Lock()
+			for k := range running.m {
+				busy = busy || strings.HasPrefix(k, prefix)
+			}
+			running.Unlock()
+			if !busy {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		e.t.Error("deployment runners still running at the end of the test")
+	})
+}
+
 // deploy PUTs a deployment, checks the LRO answer and waits for its end.
 func (e *env) deploy(name, body string) resp {
 	e.t.Helper()
+	e.settle()
 	r := e.do("PUT", deployPath+name, deployAPI, body)
 	if r.status != 201 && r.status != 200 {
 		e.t.Fatalf("PUT deployment %s: %d %s", name, r.status, r.raw)
@@ -329,7 +352,9 @@ func TestDeploy_FailedResourceFailsDeployment(t *testing.T) {
 		t.Fatalf("status %v", st)
 	}
 	e.want(e.do("POST", deployPath+"basic/cancel", deployAPI, ""), 409, "DeploymentCannotBeCancelled", "")
-	e.want(e.do("DELETE", deployPath+"basic", deployAPI, ""), 200, "", "")
+	e.want(e.do("HEAD", deployPath+"basic", deployAPI, ""), 204, "", "")
+	e.want(e.do("DELETE", deployPath+"basic", deployAPI, ""), 204, "", "")
+	e.want(e.do("HEAD", deployPath+"basic", deployAPI, ""), 404, "", "")
 	e.want(e.do("GET", deployPath+"basic", deployAPI, ""), 404, "DeploymentNotFound", "")
 	e.want(e.do("GET", regPath+"keptreg01", newest, ""), 200, "", "")
 }
