@@ -597,7 +597,7 @@ func (h *handler) putDeployment(w http.ResponseWriter, r *http.Request, d deploy
 	h.startDeployment(ctx, d, runID)
 	w.Header().Set("Azure-AsyncOperation", rec.BaseURL+d.statusPath(runID)+"?api-version="+url.QueryEscape(r.URL.Query().Get("api-version")))
 	w.Header().Set("retry-after-ms", deploymentRetry)
-	writeJSON(w, status, h.deploymentShape(stored, rec, true))
+	writeJSON(w, status, h.deploymentShape(stored, rec))
 	return nil
 }
 
@@ -660,6 +660,11 @@ func (h *handler) startDeployment(ctx context.Context, d deploymentRoute, runID 
 			delete(running.m, key)
 			running.Unlock()
 			cancel()
+			// A PUT of the same name that came while this runner was
+			// finishing found it still registered and started nothing.
+			if _, rec, err := h.loadDeployment(context.WithoutCancel(ctx), d); err == nil && !terminal(rec.ProvisioningState) && rec.RunID != runID {
+				h.startDeployment(ctx, d, rec.RunID)
+			}
 		}()
 		work := func(ctx context.Context) { h.runDeployment(ctx, d) }
 		l, ok := h.o.Meta.(meta.Leaser)
@@ -741,7 +746,7 @@ func (h *handler) getDeployment(w http.ResponseWriter, r *http.Request, d deploy
 		return err
 	}
 	h.resumeDeployment(d, rec)
-	writeJSON(w, http.StatusOK, h.deploymentShape(res, rec, true))
+	writeJSON(w, http.StatusOK, h.deploymentShape(res, rec))
 	return nil
 }
 
@@ -765,7 +770,7 @@ func (h *handler) listDeployments(w http.ResponseWriter, r *http.Request, d depl
 		if err := json.Unmarshal(res.Properties, &rec); err != nil {
 			return fmt.Errorf("stored deployment %s: %w", res.ID, err)
 		}
-		items = append(items, h.deploymentShape(res, &rec, false))
+		items = append(items, h.deploymentShape(res, &rec))
 	}
 	h.writePage(w, r, items)
 	return nil
@@ -870,7 +875,7 @@ func (h *handler) validateDeployment(w http.ResponseWriter, r *http.Request, d d
 	})
 	rec := &deploymentRecord{Mode: req.mode, Parameters: req.parameters, ProvisioningState: stateSucceeded, CorrelationID: correlationID(r),
 		Timestamp: time.Now().UTC(), Started: time.Now().UTC(), Template: req.rawTpl}
-	shape := h.deploymentShape(meta.Resource{ID: d.id(), Name: d.name}, rec, true)
+	shape := h.deploymentShape(meta.Resource{ID: d.id(), Name: d.name}, rec)
 	shape["properties"].(map[string]any)["validatedResources"] = validated
 	writeJSON(w, http.StatusOK, shape)
 	return nil
@@ -952,7 +957,7 @@ func isoDuration(d time.Duration) string {
 }
 
 // deploymentShape is the ARM body of a deployment.
-func (h *handler) deploymentShape(res meta.Resource, rec *deploymentRecord, full bool) map[string]any {
+func (h *handler) deploymentShape(res meta.Resource, rec *deploymentRecord) map[string]any {
 	params := map[string]any{}
 	types := parameterTypes(rec.Template)
 	for name, v := range rec.Parameters {
@@ -992,7 +997,6 @@ func (h *handler) deploymentShape(res meta.Resource, rec *deploymentRecord, full
 	if rec.Error != nil {
 		props["error"] = rec.Error
 	}
-	_ = full
 	out := map[string]any{"id": res.ID, "name": res.Name, "type": deploymentType, "properties": props}
 	if rec.Tags != nil {
 		out["tags"] = rec.Tags
