@@ -83,14 +83,16 @@ const (
 	deploymentRetry = "250"
 	// deploymentTimeout bounds one run of a deployment.
 	deploymentTimeout = 30 * time.Minute
-	// deploymentLeaseTTL is the lease of a running deployment; a dead
-	// runner's deployment is taken over about this long after it died.
-	deploymentLeaseTTL = 15 * time.Second
 	// maxDeploymentBody is ARM's request limit for a deployment (4 MiB).
 	maxDeploymentBody = 4 << 20
 	// maxDeploymentName is ARM's longest deployment name.
 	maxDeploymentName = 64
 )
+
+// deploymentLeaseTTL is the lease of a running deployment; a dead runner's
+// deployment is taken over about this long after it died. A variable so
+// tests can shorten it.
+var deploymentLeaseTTL = 15 * time.Second
 
 // Provisioning states of a deployment.
 const (

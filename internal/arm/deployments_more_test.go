@@ -1,0 +1,172 @@
+package arm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moat-registry/moat/internal/storage/meta"
+)
+
+func TestParseDeploymentRoute(t *testing.T) {
+	base := "/subscriptions/s/resourceGroups/g/providers/Microsoft.Resources/deployments"
+	for _, c := range []struct {
+		path      string
+		ok        bool
+		name, act string
+		op        string
+	}{
+		{base, true, "", "", ""},
+		{base + "/d1", true, "d1", "", ""},
+		{strings.ToLower(base) + "/d1/VALIDATE", true, "d1", "validate", ""},
+		{base + "/d1/cancel", true, "d1", "cancel", ""},
+		{base + "/d1/exportTemplate", true, "d1", "exportTemplate", ""},
+		{base + "/d1/operations", true, "d1", "operations", ""},
+		{base + "/d1/operations/ABC", true, "d1", "operations", "ABC"},
+		{base + "/d1/operationStatuses/x", true, "d1", "operationStatuses", "x"},
+		{"/subscriptions/s/resourcegroups/g/deployments/d1/operations", true, "d1", "operations", ""},
+		{base + "/d1/whatIf", false, "", "", ""},
+		{base + "/d1/cancel/x", false, "", "", ""},
+		{base + "//x", false, "", "", ""},
+		{"/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerRegistry/registries/r", false, "", "", ""},
+		{"/subscriptions/s/providers/Microsoft.Resources/deployments/d1", false, "", "", ""},
+	} {
+		d, ok := parseDeploymentRoute(c.path)
+		if ok != c.ok || (ok && (d.name != c.name || d.action != c.act || d.opID != c.op || d.sub != "s" || d.rg != "g")) {
+			t.Errorf("%s: %+v %v", c.path, d, ok)
+		}
+	}
+}
+
+func TestDeploymentNamesAndShapes(t *testing.T) {
+	for name, ok := range map[string]bool{"a": true, "my-deploy_1.(x)": true, strings.Repeat("a", 64): true,
+		strings.Repeat("a", 65): false, "": false, "a b": false, "a/b": false, "ä": false} {
+		if validDeploymentName(name) != ok {
+			t.Errorf("validDeploymentName(%q) = %v", name, !ok)
+		}
+	}
+	for d, want := range map[time.Duration]string{0: "PT0S", 1500 * time.Millisecond: "PT1.5S", -time.Second: "PT0S", 90 * time.Second: "PT90S"} {
+		if got := isoDuration(d); got != want {
+			t.Errorf("isoDuration(%v) = %s, want %s", d, got, want)
+		}
+	}
+	for in, want := range map[string]string{"string": "String", "securestring": "SecureString", "secureObject": "SecureObject", "INT": "Int", "": ""} {
+		if got := capitalize(in); got != want {
+			t.Errorf("capitalize(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func FuzzDeploymentRequest(f *testing.F) {
+	f.Add([]byte(`{"properties":{"mode":"Incremental","template":{"resources":[]},"parameters":{"a":{"value":1}}}}`))
+	f.Add([]byte(`{"properties":{"mode":"complete","template":{}}}`))
+	f.Add([]byte(`{"properties":{"mode":"Incremental","templateLink":{"uri":"x"}}}`))
+	f.Add([]byte(`{"properties":{"mode":"Incremental","template":{},"parameters":{"a":{"reference":{}}}},"tags":{"x":1}}`))
+	f.Add([]byte(`// c
+{"Properties":{"Mode":"Incremental","Template":{},}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := decodeDeploymentRequest(body)
+		if err != nil {
+			var ae *apiError
+			if !errors.As(err, &ae) || ae.status != 400 {
+				t.Fatalf("error %v is not a 400 ARM error", err)
+			}
+			return
+		}
+		if req.mode != "Incremental" || req.template == nil || !json.Valid(req.rawTpl) {
+			t.Fatalf("accepted %+v", req)
+		}
+	})
+}
+
+// The resources a deployment applies reach the registry routes with the
+// caller of the deployment in their context.
+func TestDeploy_ResourcesActAsTheCaller(t *testing.T) {
+	e := newEnv(t)
+	e.group()
+	callers := make(chan string, 4)
+	e.h.o.OnRegistryChange = func(ctx context.Context, _ string) { callers <- callerOf(ctx) }
+	tpl := `{"resources":[{"type":"Microsoft.ContainerRegistry/registries","apiVersion":"2023-07-01","name":"callerreg1","location":"westeurope","sku":{"name":"Basic"}}]}`
+	wantState(t, e.deploy("caller", deployBody(tpl, "")), "Succeeded")
+	if got := <-callers; got != "tester" {
+		t.Fatalf("the registry PUT ran as %q, want the deployment's caller", got)
+	}
+}
+
+// A deployment accepted by a replica that died (its record Accepted, its
+// lease held by a holder that never renews) is taken over by the replica
+// asked about it once the lease expires, and runs exactly then.
+func TestDeploy_TakeoverAfterLeaseExpiry(t *testing.T) {
+	shortLease(t)
+	e := newEnv(t)
+	e.group()
+	e.settle()
+	ctx := t.Context()
+	tpl := `{"resources":[{"type":"Microsoft.ContainerRegistry/registries","apiVersion":"2023-07-01","name":"orphanreg1","location":"westeurope","sku":{"name":"Basic"}}]}`
+	d := deploymentRoute{sub: sub, rg: "rg1", name: "orphan"}
+	now := time.Now().UTC()
+	rec := deploymentRecord{Mode: "Incremental", Template: json.RawMessage(tpl), Parameters: map[string]any{}, ProvisioningState: stateAccepted,
+		RunID: "run1", Caller: "tester", BaseURL: "http://example.com", Started: now, Timestamp: now}
+	props, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.PutResource(ctx, meta.Resource{ID: d.id(), Type: deploymentType, Name: d.name, Properties: props}); err != nil {
+		t.Fatal(err)
+	}
+	l := e.store.(meta.Leaser)
+	if ok, err := l.Acquire(ctx, "deployment:"+strings.ToLower(d.id()), "dead-replica", time.Second); err != nil || !ok {
+		t.Fatalf("Acquire: %v %v", ok, err)
+	}
+	r := e.do("GET", deployPath+"orphan", deployAPI, "")
+	e.want(r, 200, "", "")
+	wantState(t, r, "Accepted")
+	// While the dead replica's lease lasts nothing runs.
+	time.Sleep(500 * time.Millisecond)
+	e.want(e.do("GET", regPath+"orphanreg1", newest, ""), 404, "", "")
+	start := time.Now()
+	r = e.waitDeployment("orphan")
+	wantState(t, r, "Succeeded")
+	if time.Since(start) > 3*time.Second {
+		t.Fatalf("takeover took %v", time.Since(start))
+	}
+	e.want(e.do("GET", regPath+"orphanreg1", newest, ""), 200, "", "")
+}
+
+// Canceling a deployment that waits for its lease ends it Canceled; once the
+// lease is free nothing is applied.
+func TestDeploy_Cancel(t *testing.T) {
+	shortLease(t)
+	e := newEnv(t)
+	e.group()
+	e.settle()
+	ctx := t.Context()
+	d := deploymentRoute{sub: sub, rg: "rg1", name: "tocancel"}
+	l := e.store.(meta.Leaser)
+	if ok, err := l.Acquire(ctx, "deployment:"+strings.ToLower(d.id()), "busy-replica", time.Second); err != nil || !ok {
+		t.Fatalf("Acquire: %v %v", ok, err)
+	}
+	tpl := `{"resources":[{"type":"Microsoft.ContainerRegistry/registries","apiVersion":"2023-07-01","name":"cancelreg1","location":"westeurope","sku":{"name":"Basic"}}]}`
+	put := e.do("PUT", deployPath+"tocancel", deployAPI, deployBody(tpl, ""))
+	e.want(put, 201, "", "")
+	e.want(e.do("PUT", deployPath+"tocancel", deployAPI, deployBody(tpl, "")), 409, "DeploymentActive", "")
+	e.want(e.do("DELETE", deployPath+"tocancel", deployAPI, ""), 409, "DeploymentActive", "")
+	e.want(e.do("POST", deployPath+"tocancel/cancel", deployAPI, ""), 204, "", "")
+	st := e.waitStatus(put.header.Get("Azure-AsyncOperation"))
+	if st["status"] != "Canceled" {
+		t.Fatalf("status %v", st)
+	}
+	time.Sleep(1300 * time.Millisecond) // the lease expires; the runner finds the deployment ended
+	e.want(e.do("GET", regPath+"cancelreg1", newest, ""), 404, "", "")
+	wantState(t, e.waitDeployment("tocancel"), "Canceled")
+}
+
+// shortLease makes deployment leases short, so takeovers take a moment.
+func shortLease(t *testing.T) {
+	old := deploymentLeaseTTL
+	deploymentLeaseTTL = 300 * time.Millisecond
+	t.Cleanup(func() { deploymentLeaseTTL = old })
+}
