@@ -267,6 +267,8 @@ type deploymentRecord struct {
 	CorrelationID     string            `json:"correlationId"`
 	Caller            string            `json:"caller"`
 	BaseURL           string            `json:"baseUrl"` // scheme://host the PUT came to
+	RemoteAddr        string            `json:"remoteAddr,omitempty"`
+	Effective         map[string]any    `json:"effectiveParameters,omitempty"` // every parameter's value after defaults
 	Header            http.Header       `json:"header,omitempty"`
 	Started           time.Time         `json:"started"`
 	Timestamp         time.Time         `json:"timestamp"`
@@ -566,7 +568,7 @@ func (h *handler) putDeployment(w http.ResponseWriter, r *http.Request, d deploy
 	now := time.Now().UTC()
 	rec := &deploymentRecord{
 		Mode: req.mode, Template: req.rawTpl, Parameters: req.parameters, ProvisioningState: stateAccepted,
-		RunID: runID, CorrelationID: correlationID(r), Caller: callerOf(ctx), BaseURL: baseURL(r),
+		RunID: runID, CorrelationID: correlationID(r), Caller: callerOf(ctx), BaseURL: baseURL(r), RemoteAddr: r.RemoteAddr,
 		Header: forwardHeaders(r.Header), Started: now, Timestamp: now, Tags: req.tags,
 	}
 	props, err := json.Marshal(rec)
@@ -726,7 +728,7 @@ func (h *handler) runDeployment(ctx context.Context, d deploymentRoute) {
 		} else {
 			r.ProvisioningState, r.Outputs = stateSucceeded, outcome.outputs
 		}
-		r.OutputResources = outcome.resources
+		r.OutputResources, r.Effective = outcome.resources, outcome.parameters
 		return true
 	}); err != nil {
 		h.log.ErrorContext(ctx, "deployment result not stored", "deployment", d.id(), "err", err)
@@ -962,7 +964,11 @@ func isoDuration(d time.Duration) string {
 func (h *handler) deploymentShape(res meta.Resource, rec *deploymentRecord) map[string]any {
 	params := map[string]any{}
 	types := parameterTypes(rec.Template)
-	for name, v := range rec.Parameters {
+	values := rec.Parameters
+	if rec.Effective != nil {
+		values = rec.Effective
+	}
+	for name, v := range values {
 		t := types[strings.ToLower(name)]
 		if t == "" {
 			t = valueType(v)
@@ -1102,7 +1108,7 @@ func (h *handler) dispatch(ctx context.Context, rec *deploymentRecord, method, p
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Host = u.Host
-	req.RemoteAddr = "127.0.0.1:0"
+	req.RemoteAddr = rec.RemoteAddr
 	if u.Scheme == "https" {
 		req.TLS = &tls.ConnectionState{}
 	}

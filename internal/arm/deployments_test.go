@@ -185,7 +185,7 @@ func TestDeploy_Seed003Firewall(t *testing.T) {
 	if get(reg.body, "properties.networkRuleSet.defaultAction") != "Deny" || get(reg.body, "location") != "westeurope" || get(reg.body, "sku.name") != "Premium" {
 		t.Fatalf("registry %s", reg.raw)
 	}
-	if p := get(r.body, "properties.parameters.registryName.value"); p != "fwreg01" {
+	if p := get(r.body, "properties.parameters.registryName.value"); p != "fwreg01" || get(r.body, "properties.parameters.location.value") != "westeurope" {
 		t.Fatalf("parameters %v", get(r.body, "properties.parameters"))
 	}
 }

@@ -34,9 +34,10 @@ var bodyDrop = map[string]bool{
 }
 
 type deployOutcome struct {
-	outputs   map[string]any
-	resources []string
-	err       *deployError
+	outputs    map[string]any
+	parameters map[string]any
+	resources  []string
+	err        *deployError
 }
 
 // planEntry is one step: apply a resource, or finish a nested deployment
@@ -127,7 +128,13 @@ func (d *deployRun) execute() deployOutcome {
 			if derr != nil {
 				return d.fail(derr)
 			}
-			return deployOutcome{outputs: outs, resources: d.applied}
+			params := map[string]any{}
+			for k, v := range res.Parameters {
+				if armtemplate.FindUnknown(v) == nil {
+					params[k] = v
+				}
+			}
+			return deployOutcome{outputs: outs, parameters: params, resources: d.applied}
 		}
 		cur := next
 		if u := blockedBy(cur); u != nil {
