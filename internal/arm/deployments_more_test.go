@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/moat-registry/moat/internal/armtemplate"
 	"github.com/moat-registry/moat/internal/storage/meta"
 )
 
@@ -169,4 +171,43 @@ func shortLease(t *testing.T) {
 	old := deploymentLeaseTTL
 	deploymentLeaseTTL = 300 * time.Millisecond
 	t.Cleanup(func() { deploymentLeaseTTL = old })
+}
+
+// A resource PUT answered with a long-running operation is followed: the
+// Azure-AsyncOperation document's Failed is the resource's error, a
+// Location that answers 200 is success and one that answers 404 an error.
+// (The deployments' own status URLs stand in for a resource provider's.)
+func TestDeploy_AwaitResourceOperation(t *testing.T) {
+	e := newEnv(t)
+	e.group()
+	basic := `{"resources": [{"type": "Microsoft.ContainerRegistry/registries", "apiVersion": "2023-07-01", "name": "awaitreg01",
+	  "location": "westeurope", "sku": {"name": "Basic"}, "properties": {"publicNetworkAccess": "Disabled"}}]}`
+	put := e.do("PUT", deployPath+"failing", deployAPI, deployBody(basic, ""))
+	e.want(put, 201, "", "")
+	e.waitDeployment("failing")
+	ok := `{"resources": []}`
+	e.deploy("fine", deployBody(ok, ""))
+
+	rec := &deploymentRecord{BaseURL: "http://example.com"}
+	d := &deployRun{h: e.h, rec: rec, ctx: withCaller(t.Context(), "tester")}
+	res := &armtemplate.Resource{ID: "/x", Name: "x"}
+	lro := func(status int, hdr, url string) *recorder {
+		r := &recorder{header: http.Header{}, status: status}
+		r.header.Set(hdr, url)
+		return r
+	}
+	derr := d.await(res, lro(201, "Azure-AsyncOperation", put.header.Get("Azure-AsyncOperation")))
+	if derr == nil || derr.Code != "DeploymentFailed" || derr.Details[0].Code != "DisablingPublicNetworkAccessNotSupported" {
+		t.Fatalf("async failure: %+v", derr)
+	}
+	if derr := d.await(res, lro(202, "Location", "http://example.com"+deployPath+"fine?api-version="+deployAPI)); derr != nil {
+		t.Fatalf("Location poll: %+v", derr)
+	}
+	if derr := d.await(res, lro(202, "Location", "http://example.com"+deployPath+"nosuch?api-version="+deployAPI)); derr == nil || derr.Code != "DeploymentNotFound" || derr.Target != "/x" {
+		t.Fatalf("Location poll of a missing resource: %+v", derr)
+	}
+	// A 201 without a header is done at once.
+	if derr := d.await(res, &recorder{header: http.Header{}, status: 201}); derr != nil {
+		t.Fatal(derr)
+	}
 }
