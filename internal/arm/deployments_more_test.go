@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/moat-registry/moat/internal/armtemplate"
+	"github.com/moat-registry/moat/internal/bicep"
 	"github.com/moat-registry/moat/internal/storage/meta"
 )
 
@@ -209,5 +211,65 @@ func TestDeploy_AwaitResourceOperation(t *testing.T) {
 	// A 201 without a header is done at once.
 	if derr := d.await(res, &recorder{header: http.Header{}, status: 201}); derr != nil {
 		t.Fatal(derr)
+	}
+}
+
+// A Bicep file with a local module, compiled by package bicep as the CLI
+// does: the module is an inner-scope nested deployment whose output the
+// main file passes on.
+func TestDeploy_BicepModule(t *testing.T) {
+	e := newEnv(t)
+	e.group()
+	files := map[string]string{
+		"main.bicep": `param prefix string = 'bic'
+module reg 'modules/registry.bicep' = {
+  name: 'registryModule'
+  params: {
+    name: '${prefix}modreg1'
+  }
+}
+resource second 'Microsoft.ContainerRegistry/registries@2023-07-01' = {
+  name: '${prefix}second1'
+  location: resourceGroup().location
+  sku: { name: 'Basic' }
+  tags: { first: reg.outputs.loginServer }
+}
+output server string = reg.outputs.loginServer
+`,
+		"modules/registry.bicep": `param name string
+resource acr 'Microsoft.ContainerRegistry/registries@2023-07-01' = {
+  name: name
+  location: resourceGroup().location
+  sku: { name: 'Premium' }
+  properties: { publicNetworkAccess: 'Disabled' }
+}
+output loginServer string = acr.properties.loginServer
+`,
+	}
+	root, err := bicep.Compile([]byte(files["main.bicep"]), "main.bicep", bicep.WithLoader(func(p string) ([]byte, error) {
+		if s, ok := files[p]; ok {
+			return []byte(s), nil
+		}
+		return nil, fmt.Errorf("no file %s", p)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl, err := json.Marshal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.deploy("bicepmain", deployBody(string(tpl), ""))
+	wantState(t, r, "Succeeded")
+	if get(r.body, "properties.outputs.server.value") != "bicmodreg1.moat.test" {
+		t.Fatalf("outputs %s", r.raw)
+	}
+	second := e.do("GET", regPath+"bicsecond1", newest, "")
+	if get(second.body, "tags.first") != "bicmodreg1.moat.test" {
+		t.Fatalf("second registry %s", second.raw)
+	}
+	mod := e.do("GET", regPath+"bicmodreg1", newest, "")
+	if get(mod.body, "properties.publicNetworkAccess") != "Disabled" {
+		t.Fatalf("module's registry %s", mod.raw)
 	}
 }
