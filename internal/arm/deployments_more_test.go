@@ -273,3 +273,20 @@ output loginServer string = acr.properties.loginServer
 		t.Fatalf("module's registry %s", mod.raw)
 	}
 }
+
+// A nested deployment does not overwrite a running deployment of its name.
+func TestDeploy_NestedDoesNotReplaceRunning(t *testing.T) {
+	shortLease(t)
+	e := newEnv(t)
+	e.group()
+	d := deploymentRoute{sub: sub, rg: "rg1", name: "busy"}
+	if ok, err := e.store.(meta.Leaser).Acquire(t.Context(), "deployment:"+strings.ToLower(d.id()), "busy-replica", time.Second); err != nil || !ok {
+		t.Fatalf("Acquire: %v %v", ok, err)
+	}
+	e.want(e.do("PUT", deployPath+"busy", deployAPI, deployBody(`{"resources":[]}`, "")), 201, "", "")
+	tpl := `{"resources":[{"type":"Microsoft.Resources/deployments","apiVersion":"2021-04-01","name":"busy",
+	  "properties":{"mode":"Incremental","template":{"resources":[]}}}]}`
+	r := e.deploy("outer", deployBody(tpl, ""))
+	wantDetail(t, r, "DeploymentActive", "still Accepted")
+	wantState(t, e.waitDeployment("busy"), "Succeeded")
+}

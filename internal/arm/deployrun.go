@@ -647,6 +647,13 @@ func (d *deployRun) finishNested(e *planEntry, failure *deployError) *deployErro
 		}
 		return asDeployError(err)
 	}
+	if old, err := d.h.o.Meta.GetResource(d.ctx, nr.id()); err == nil {
+		var prev deploymentRecord
+		if json.Unmarshal(old.Properties, &prev) == nil && !terminal(prev.ProvisioningState) && prev.RunID != d.rec.RunID {
+			return &deployError{Code: "DeploymentActive", Target: nr.id(),
+				Message: fmt.Sprintf("nested deployment '%s' would replace deployment '%s', which is still %s", r.Name, nr.name, prev.ProvisioningState)}
+		}
+	}
 	tplJSON, err := json.Marshal(nestedTemplate(r))
 	if err != nil {
 		return asDeployError(err)
