@@ -153,6 +153,13 @@ func TestDeploymentGroupCreate(t *testing.T) {
 		t.Fatalf("deployment body %v", body)
 	}
 
+	// --no-wait prints the accepted deployment at once.
+	out, err = runCLI(t, "deployment", "group", "create", "-g", "myResourceGroup", "-n", "nowait", "--template-file", tpl, "-p", "registryName=x",
+		"--no-wait", "--query", "properties.provisioningState", "-o", "tsv")
+	if err != nil || out != "Accepted\n" {
+		t.Fatalf("--no-wait: %q %v", out, err)
+	}
+
 	// A failed deployment reports the failed resource's error.
 	_, err = runCLI(t, "deployment", "group", "create", "-g", "myResourceGroup", "-n", "bad", "--template-file", tpl, "-p", "registryName=x")
 	if exitCode(err) != 1 || !strings.HasPrefix(err.Error(), "DisablingPublicNetworkAccessNotSupported: ") {

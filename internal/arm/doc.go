@@ -15,6 +15,7 @@
 //	POST                …/registries/{name}/checkNetworkAccess  (moat extension, network.go)
 //	POST                …/registries/{name}/importImage         (long-running, import.go)
 //	GET                 …/registries/{name}/importOperations/{id} (its status, import.go)
+//	PUT|GET|HEAD|DELETE …/resourceGroups/{rg}/providers/Microsoft.Resources/deployments/{name} (template deployments, deployments.go)
 //	POST                /subscriptions/{sub}/providers/Microsoft.ContainerRegistry/checkNameAvailability
 //	GET                 /providers/Microsoft.ContainerRegistry/operations
 //
