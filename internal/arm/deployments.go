@@ -10,14 +10,16 @@ package arm
 //	POST                deployments/{name}/exportTemplate         the template as sent
 //	GET                 deployments/{name}/operations[/{id}]      one per resource applied
 //	GET                 deployments/{name}/operationStatuses/{id} the PUT's Azure-AsyncOperation
+//	GET                 deployments/{name}/operationResults/{id}  the PUT's Location (202 until done)
 //
 // Decisions:
 //
 //   - The template is evaluated by package armtemplate when the PUT arrives,
 //     so a template or parameter error is a synchronous 400 InvalidTemplate
 //     and nothing is applied. The PUT then answers 201 (200 when it replaces
-//     a finished deployment) with provisioningState Accepted and an
-//     Azure-AsyncOperation URL; the work runs in the background.
+//     a finished deployment) with provisioningState Accepted, an
+//     Azure-AsyncOperation URL and a Location URL; the work runs in the
+//     background.
 //   - The deployment record (template, parameters, state, operations,
 //     outputs) is a meta.Resource, so every replica answers GET and polls.
 //     The work runs under the lease "deployment:{lower-cased id}"
@@ -151,7 +153,7 @@ func parseDeploymentRoute(path string) (deploymentRoute, bool) {
 		}
 	case 10:
 		d.name, d.opID = seg[7], seg[9]
-		for _, a := range []string{"operations", "operationStatuses"} {
+		for _, a := range []string{"operations", "operationStatuses", "operationResults"} {
 			if eq(seg[8], a) {
 				d.action = a
 				return d, true
@@ -215,6 +217,9 @@ func (h *handler) serveDeployments(w http.ResponseWriter, r *http.Request) bool 
 		return true
 	case d.action == "operations":
 		h.only(w, r, http.MethodGet, func() error { return h.deploymentOperations(w, r, d) })
+		return true
+	case d.action == "operationResults":
+		h.only(w, r, http.MethodGet, func() error { return h.deploymentResult(w, r, d) })
 		return true
 	case d.action == "operationStatuses":
 		h.only(w, r, http.MethodGet, func() error { return h.deploymentStatus(w, r, d) })
@@ -599,7 +604,9 @@ func (h *handler) putDeployment(w http.ResponseWriter, r *http.Request, d deploy
 		return err
 	}
 	h.startDeployment(ctx, d, runID)
-	w.Header().Set("Azure-AsyncOperation", rec.BaseURL+d.statusPath(runID)+"?api-version="+url.QueryEscape(r.URL.Query().Get("api-version")))
+	q := "?api-version=" + url.QueryEscape(r.URL.Query().Get("api-version"))
+	w.Header().Set("Azure-AsyncOperation", rec.BaseURL+d.statusPath(runID)+q)
+	w.Header().Set("Location", rec.BaseURL+d.resultPath(runID)+q)
 	w.Header().Set("retry-after-ms", deploymentRetry)
 	writeJSON(w, status, h.deploymentShape(stored, rec))
 	return nil
@@ -607,6 +614,45 @@ func (h *handler) putDeployment(w http.ResponseWriter, r *http.Request, d deploy
 
 func (d deploymentRoute) statusPath(runID string) string {
 	return (&url.URL{Path: d.id() + "/operationStatuses/" + runID}).EscapedPath()
+}
+
+func (d deploymentRoute) resultPath(runID string) string {
+	return (&url.URL{Path: d.id() + "/operationResults/" + runID}).EscapedPath()
+}
+
+// deploymentResult answers the PUT's Location with ARM's Location
+// semantics: 202 while the deployment runs, 200 and the deployment when it
+// succeeded, and its error as a 4xx when it failed or was canceled (a
+// client keeps polling on 5xx and takes any other 2xx for success).
+func (h *handler) deploymentResult(w http.ResponseWriter, r *http.Request, d deploymentRoute) error {
+	if err := h.require(r, "Microsoft.Resources/deployments/operationstatuses/read", d.id()); err != nil {
+		return err
+	}
+	res, rec, err := h.loadDeployment(r.Context(), d)
+	if err != nil {
+		return err
+	}
+	if rec.RunID != d.opID {
+		return newError(http.StatusNotFound, "OperationNotFound", "no operation %q on deployment '%s' (only the latest run's result is kept)", d.opID, d.name)
+	}
+	switch rec.ProvisioningState {
+	case stateSucceeded:
+		writeJSON(w, http.StatusOK, h.deploymentShape(res, rec))
+		return nil
+	case stateFailed, stateCanceled:
+		e := rec.Error
+		if e == nil {
+			e = &deployError{Code: "DeploymentFailed", Message: fmt.Sprintf("deployment '%s' ended %s", d.name, rec.ProvisioningState)}
+		}
+		w.Header().Set("x-ms-error-code", e.Code)
+		writeJSON(w, http.StatusConflict, map[string]any{"error": e})
+		return nil
+	}
+	h.resumeDeployment(d, rec)
+	w.Header().Set("Location", baseURL(r)+r.URL.RequestURI())
+	w.Header().Set("retry-after-ms", deploymentRetry)
+	w.WriteHeader(http.StatusAccepted)
+	return nil
 }
 
 // correlationID is the client's x-ms-correlation-request-id, or a new id.

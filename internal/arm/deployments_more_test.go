@@ -132,8 +132,14 @@ func TestDeploy_TakeoverAfterLeaseExpiry(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	e.want(e.do("GET", regPath+"orphanreg1", newest, ""), 404, "", "")
 	start := time.Now()
+	// Its Location says 202 until it ran, then 200 with the deployment.
+	loc := "/subscriptions/" + sub + "/resourceGroups/rg1/providers/Microsoft.Resources/deployments/orphan/operationResults/run1"
+	e.want(e.do("GET", loc, deployAPI, ""), 202, "", "")
 	r = e.waitDeployment("orphan")
 	wantState(t, r, "Succeeded")
+	if got := e.do("GET", loc, deployAPI, ""); got.status != 200 || get(got.body, "properties.provisioningState") != "Succeeded" {
+		t.Fatalf("Location after the run: %d %s", got.status, got.raw)
+	}
 	if time.Since(start) > 3*time.Second {
 		t.Fatalf("takeover took %v", time.Since(start))
 	}

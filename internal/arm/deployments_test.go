@@ -351,6 +351,12 @@ func TestDeploy_FailedResourceFailsDeployment(t *testing.T) {
 	if st["status"] != "Failed" || get(st, "error.code") != "DeploymentFailed" {
 		t.Fatalf("status %v", st)
 	}
+	loc := strings.TrimPrefix(put.header.Get("Location"), "http://example.com")
+	if !strings.Contains(loc, "/operationResults/") {
+		t.Fatalf("Location %q", put.header.Get("Location"))
+	}
+	e.want(e.do("GET", loc, "", ""), 409, "DeploymentFailed", "")
+	e.want(e.do("GET", strings.Replace(loc, "/operationResults/", "/operationResults/x", 1), "", ""), 404, "OperationNotFound", "")
 	e.want(e.do("POST", deployPath+"basic/cancel", deployAPI, ""), 409, "DeploymentCannotBeCancelled", "")
 	e.want(e.do("HEAD", deployPath+"basic", deployAPI, ""), 204, "", "")
 	e.want(e.do("DELETE", deployPath+"basic", deployAPI, ""), 204, "", "")
