@@ -6,6 +6,7 @@ package arm
 //	GET                 deployments                               list
 //	PUT|GET|HEAD|DELETE deployments/{name}                        PUT is long-running
 //	POST                deployments/{name}/validate               evaluate, apply nothing
+//	POST                deployments/{name}/whatIf                 the changes it would make (whatif.go)
 //	POST                deployments/{name}/cancel                 stop a running deployment
 //	POST                deployments/{name}/exportTemplate         the template as sent
 //	GET                 deployments/{name}/operations[/{id}]      one per resource applied
@@ -145,7 +146,7 @@ func parseDeploymentRoute(path string) (deploymentRoute, bool) {
 		return d, true
 	case 9:
 		d.name = seg[7]
-		for _, a := range []string{"validate", "cancel", "exportTemplate", "operations"} {
+		for _, a := range []string{"validate", "whatIf", "cancel", "exportTemplate", "operations"} {
 			if eq(seg[8], a) {
 				d.action = a
 				return d, true
@@ -208,6 +209,9 @@ func (h *handler) serveDeployments(w http.ResponseWriter, r *http.Request) bool 
 		}
 	case d.action == "validate":
 		h.only(w, r, http.MethodPost, func() error { return h.validateDeployment(w, r, d) })
+		return true
+	case d.action == "whatIf":
+		h.only(w, r, http.MethodPost, func() error { return h.whatIfDeployment(w, r, d) })
 		return true
 	case d.action == "cancel":
 		h.only(w, r, http.MethodPost, func() error { return h.cancelDeployment(w, r, d) })

@@ -32,7 +32,8 @@ func TestParseDeploymentRoute(t *testing.T) {
 		{base + "/d1/operations/ABC", true, "d1", "operations", "ABC"},
 		{base + "/d1/operationStatuses/x", true, "d1", "operationStatuses", "x"},
 		{"/subscriptions/s/resourcegroups/g/deployments/d1/operations", true, "d1", "operations", ""},
-		{base + "/d1/whatIf", false, "", "", ""},
+		{base + "/d1/whatIf", true, "d1", "whatIf", ""},
+		{base + "/d1/whatIfx", false, "", "", ""},
 		{base + "/d1/cancel/x", false, "", "", ""},
 		{base + "//x", false, "", "", ""},
 		{"/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerRegistry/registries/r", false, "", "", ""},
@@ -295,4 +296,37 @@ func TestDeploy_NestedDoesNotReplaceRunning(t *testing.T) {
 	r := e.deploy("outer", deployBody(tpl, ""))
 	wantDetail(t, r, "DeploymentActive", "still Accepted")
 	wantState(t, e.waitDeployment("busy"), "Succeeded")
+}
+
+func TestWhatIfDiff(t *testing.T) {
+	have := map[string]any{"location": "westeurope", "sku": map[string]any{"name": "Premium", "tier": "Premium"},
+		"properties": map[string]any{"publicNetworkAccess": "Enabled", "loginServer": "x.moat.test", "n": int64(2),
+			"rules": []any{map[string]any{"value": "1.2.3.4"}}}}
+	for _, c := range []struct {
+		want  string
+		paths string
+	}{
+		{`{"location":"WestEurope","sku":{"name":"premium"}}`, ""},
+		{`{"properties":{"publicNetworkAccess":"disabled"}}`, "properties"},
+		{`{"properties":{"n":2.0,"rules":[{"value":"1.2.3.4"}]}}`, ""},
+		{`{"properties":{"rules":[{"value":"1.2.3.5"}]}}`, "properties"},
+		{`{"tags":{"a":"b"}}`, "tags"},
+		{`{"Properties":{"N":3}}`, "Properties"},
+	} {
+		var want map[string]any
+		if err := json.Unmarshal([]byte(c.want), &want); err != nil {
+			t.Fatal(err)
+		}
+		var paths []string
+		for _, d := range diffInto(have, want, "") {
+			paths = append(paths, d.(map[string]any)["path"].(string))
+		}
+		if strings.Join(paths, ",") != c.paths {
+			t.Errorf("%s: changed %v, want %q", c.want, paths, c.paths)
+		}
+	}
+	merged := overlay(have, map[string]any{"Properties": map[string]any{"n": int64(3)}}).(map[string]any)
+	if get(merged, "properties.n") != int64(3) || get(merged, "properties.loginServer") != "x.moat.test" {
+		t.Fatalf("overlay %v", merged)
+	}
 }

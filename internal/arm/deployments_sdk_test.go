@@ -97,6 +97,47 @@ func TestDeploymentsSDK(t *testing.T) {
 		t.Fatalf("%d operations", n)
 	}
 
+	// What-if against what was just deployed: the same template changes
+	// nothing, another rule modifies the registry, a new name creates one,
+	// a type moat does not serve is unsupported.
+	whatIf := func(tpl map[string]any, name string) []*armresources.WhatIfChange {
+		t.Helper()
+		var params map[string]any
+		if name != "" {
+			params = map[string]any{"registryName": map[string]any{"value": name}}
+		}
+		p, err := client.BeginWhatIf(ctx, "rg1", "sdkwhatif", armresources.DeploymentWhatIf{Properties: &armresources.DeploymentWhatIfProperties{
+			Mode: to.Ptr(armresources.DeploymentModeIncremental), Template: tpl, Parameters: params}}, nil)
+		if err != nil {
+			t.Fatalf("BeginWhatIf: %v", err)
+		}
+		res, err := p.PollUntilDone(ctx, nil)
+		if err != nil {
+			t.Fatalf("what-if: %v", err)
+		}
+		return res.Properties.Changes
+	}
+	if ch := whatIf(tpl, "sdkfw01"); len(ch) != 1 || *ch[0].ChangeType != armresources.ChangeTypeNoChange {
+		t.Fatalf("what-if of the deployed template: %+v", ch[0])
+	}
+	if ch := whatIf(tpl, "sdkfw02"); *ch[0].ChangeType != armresources.ChangeTypeCreate || !strings.HasSuffix(*ch[0].ResourceID, "/sdkfw02") {
+		t.Fatalf("what-if of a new registry: %+v", ch[0])
+	}
+	tpl["resources"].([]any)[0].(map[string]any)["properties"].(map[string]any)["networkRuleSet"].(map[string]any)["ipRules"] =
+		[]any{map[string]any{"action": "Allow", "value": "192.0.2.1"}}
+	ch := whatIf(tpl, "sdkfw01")
+	if *ch[0].ChangeType != armresources.ChangeTypeModify || len(ch[0].Delta) != 1 || *ch[0].Delta[0].Path != "properties" ||
+		*ch[0].Delta[0].Children[0].Path != "properties.networkRuleSet" {
+		t.Fatalf("what-if of a changed rule: %+v", ch[0])
+	}
+	if e.do("GET", regPath+"sdkfw02", newest, "").status != 404 {
+		t.Fatal("what-if created a registry")
+	}
+	storage := map[string]any{"resources": []any{map[string]any{"type": "Microsoft.Storage/storageAccounts", "apiVersion": "2023-01-01", "name": "st1", "location": "westeurope"}}}
+	if ch := whatIf(storage, ""); *ch[0].ChangeType != armresources.ChangeTypeUnsupported || !strings.Contains(*ch[0].UnsupportedReason, "Microsoft.Storage/storageAccounts") {
+		t.Fatalf("what-if of an unserved type: %+v", ch[0])
+	}
+
 	// A failing deployment: PollUntilDone returns the ARM error.
 	bad := map[string]any{"resources": []any{map[string]any{"type": "Microsoft.ContainerRegistry/registries", "apiVersion": "2023-07-01",
 		"name": "sdkbasic01", "location": "westeurope", "sku": map[string]any{"name": "Basic"},
