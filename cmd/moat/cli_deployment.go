@@ -143,12 +143,37 @@ func newDeploymentCmd(cio cliIO) *cobra.Command {
 			return out.print(cio.stdout, res, deploymentColumns)
 		},
 	}
-	vf := validate.Flags()
-	vf.StringVarP(&rg, "resource-group", "g", "", "resource group")
-	vf.StringVarP(&name, "name", "n", "", "deployment name (default: the template file's name)")
-	vf.StringVarP(&templateFile, "template-file", "f", "", "ARM template (JSON) or Bicep file (.bicep)")
-	vf.StringArrayVarP(&params, "parameters", "p", nil, "@file, inline JSON or NAME=VALUE; repeatable")
-	vf.StringVar(&mode, "mode", "Incremental", "Incremental or Complete")
+	whatIf := &cobra.Command{
+		Use:   "what-if -g RG --template-file FILE [--parameters ...] [-n NAME]",
+		Short: "Show what a deployment would change, without deploying it",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			body, err := request()
+			if err != nil {
+				return err
+			}
+			s, err := openSession(cmd.Context())
+			if err != nil {
+				return err
+			}
+			res, err := s.call(cmd.Context(), http.MethodPost, deploymentPath(s.prof.SubscriptionID, rg, name)+"/whatIf", deploymentsAPIVersion, body)
+			if err != nil {
+				return err
+			}
+			if out.format == "table" && out.query == "" {
+				return out.print(cio.stdout, dig(res, "properties", "changes"), whatIfColumns)
+			}
+			return out.print(cio.stdout, res, whatIfColumns)
+		},
+	}
+	for _, c := range []*cobra.Command{validate, whatIf} {
+		vf := c.Flags()
+		vf.StringVarP(&rg, "resource-group", "g", "", "resource group")
+		vf.StringVarP(&name, "name", "n", "", "deployment name (default: the template file's name)")
+		vf.StringVarP(&templateFile, "template-file", "f", "", "ARM template (JSON) or Bicep file (.bicep)")
+		vf.StringArrayVarP(&params, "parameters", "p", nil, "@file, inline JSON or NAME=VALUE; repeatable")
+		vf.StringVar(&mode, "mode", "Incremental", "Incremental or Complete")
+	}
 
 	var srg, sname string
 	// named is a command on one deployment: show, delete, cancel.
@@ -207,7 +232,7 @@ func newDeploymentCmd(cio cliIO) *cobra.Command {
 		},
 	}
 	list.Flags().StringVarP(&lrg, "resource-group", "g", "", "resource group")
-	group.AddCommand(create, validate, show, list, del, cancel)
+	group.AddCommand(create, validate, whatIf, show, list, del, cancel)
 
 	// moat deployment operation group list, as az deployment operation group list.
 	operation := &cobra.Command{Use: "operation", Short: "Operations of deployments", Args: noArgs, RunE: subcommandRequired}
@@ -242,6 +267,8 @@ func newDeploymentCmd(cio cliIO) *cobra.Command {
 	cmd.AddCommand(operation)
 	return cmd
 }
+
+var whatIfColumns = []column{{"Change", "changeType"}, {"Resource", "resourceId"}}
 
 var operationColumns = []column{{"Resource", "properties.targetResource.resourceName"}, {"Type", "properties.targetResource.resourceType"},
 	{"State", "properties.provisioningState"}, {"Status", "properties.statusCode"}, {"Timestamp", "properties.timestamp"}}

@@ -88,6 +88,13 @@ func TestDeploymentAgainstServe(t *testing.T) {
 	if out := cliOK(t, cfg, "deployment", "group", "show", "-g", "myResourceGroup", "-n", "firewall", "--query", "properties.parameters.registryName.value", "-o", "tsv"); out != "fwreg01\n" {
 		t.Fatalf("show: %q", out)
 	}
+	if out := cliOK(t, cfg, "deployment", "group", "what-if", "-g", "myResourceGroup", "--template-file", fixed, "-p", "registryName=fwreg01", "-o", "table"); !strings.Contains(out, "NoChange") {
+		t.Fatalf("what-if of the deployed template:\n%s", out)
+	}
+	if out := cliOK(t, cfg, "deployment", "group", "what-if", "-g", "myResourceGroup", "--template-file", fixed, "-p", "registryName=notmade01",
+		"--query", "properties.changes[0].changeType", "-o", "tsv"); out != "Create\n" {
+		t.Fatalf("what-if of a new registry: %q", out)
+	}
 	cliOK(t, cfg, "deployment", "group", "validate", "-g", "myResourceGroup", "--template-file", fixed, "-p", "registryName=notmade01")
 	cliFails(t, cfg, 1, "moat: ResourceNotFound: ", "acr", "show", "-n", "notmade01")
 	cliFails(t, cfg, 1, "moat: InvalidTemplateParameter: ", "deployment", "group", "create", "-g", "myResourceGroup", "--template-file", fixed)
