@@ -285,7 +285,6 @@ type deploymentRecord struct {
 	OutputResources   []string          `json:"outputResources,omitempty"`
 	Validated         []string          `json:"validated,omitempty"`
 	Error             *deployError      `json:"error,omitempty"`
-	Operations        []deployOperation `json:"operations,omitempty"`
 	Nested            bool              `json:"nested,omitempty"`
 	Tags              map[string]string `json:"tags,omitempty"`
 }
@@ -302,6 +301,7 @@ func (e *deployError) Error() string { return e.Code + ": " + e.Message }
 
 type deployOperation struct {
 	ID           string       `json:"id"`
+	Seq          int          `json:"seq"` // order of start within the run
 	State        string       `json:"provisioningState"`
 	Operation    string       `json:"provisioningOperation"`
 	Timestamp    time.Time    `json:"timestamp"`
@@ -760,9 +760,14 @@ func (h *handler) runDeployment(ctx context.Context, d deploymentRoute) {
 		if r.RunID != rec.RunID || terminal(r.ProvisioningState) {
 			return false
 		}
-		r.ProvisioningState, r.Timestamp, r.Operations, r.Error = stateRunning, time.Now().UTC(), nil, nil
+		r.ProvisioningState, r.Timestamp, r.Error = stateRunning, time.Now().UTC(), nil
 		return true
 	}); err != nil {
+		h.log.ErrorContext(ctx, "deployment not started", "deployment", d.id(), "err", err)
+		return
+	}
+	// The operations of an earlier run (or of a run taken over) go.
+	if err := h.dropOperations(ctx, d); err != nil {
 		h.log.ErrorContext(ctx, "deployment not started", "deployment", d.id(), "err", err)
 		return
 	}
@@ -959,15 +964,19 @@ func (h *handler) deploymentStatus(w http.ResponseWriter, r *http.Request, d dep
 }
 
 func (h *handler) deploymentOperations(w http.ResponseWriter, r *http.Request, d deploymentRoute) error {
+	ctx := r.Context()
 	if err := h.require(r, "Microsoft.Resources/deployments/operations/read", d.id()); err != nil {
 		return err
 	}
-	_, rec, err := h.loadDeployment(r.Context(), d)
+	if _, _, err := h.loadDeployment(ctx, d); err != nil {
+		return err
+	}
+	ops, err := h.listOperations(ctx, d)
 	if err != nil {
 		return err
 	}
 	if d.opID != "" {
-		for _, op := range rec.Operations {
+		for _, op := range ops {
 			if strings.EqualFold(op.ID, d.opID) {
 				writeJSON(w, http.StatusOK, operationShape(d, op))
 				return nil
@@ -975,11 +984,59 @@ func (h *handler) deploymentOperations(w http.ResponseWriter, r *http.Request, d
 		}
 		return newError(http.StatusNotFound, "DeploymentOperationNotFound", "deployment '%s' has no operation %q", d.name, d.opID)
 	}
-	items := make([]any, 0, len(rec.Operations))
-	for _, op := range rec.Operations {
+	items := make([]any, 0, len(ops))
+	for _, op := range ops {
 		items = append(items, operationShape(d, op))
 	}
 	h.writePage(w, r, items)
+	return nil
+}
+
+// Operations are stored each as a resource below their deployment, so a
+// step writes one small record (not the deployment with its template) and
+// deleting the deployment deletes them.
+const deploymentOpType = "Microsoft.Resources/deployments/operations"
+
+func (d deploymentRoute) opPrefix() string { return d.id() + "/operations/" }
+
+// listOperations returns the deployment's operations in the order they
+// started.
+func (h *handler) listOperations(ctx context.Context, d deploymentRoute) ([]deployOperation, error) {
+	stored, err := h.o.Meta.ListResources(ctx, d.opPrefix(), deploymentOpType)
+	if err != nil {
+		return nil, err
+	}
+	ops := make([]deployOperation, 0, len(stored))
+	for _, res := range stored {
+		var op deployOperation
+		if err := json.Unmarshal(res.Properties, &op); err != nil {
+			return nil, fmt.Errorf("stored deployment operation %s: %w", res.ID, err)
+		}
+		ops = append(ops, op)
+	}
+	sortedOps(ops)
+	return ops, nil
+}
+
+func (h *handler) putOperation(ctx context.Context, d deploymentRoute, op deployOperation) error {
+	props, err := json.Marshal(op)
+	if err != nil {
+		return fmt.Errorf("encoding deployment operation: %w", err)
+	}
+	_, err = h.o.Meta.PutResource(ctx, meta.Resource{ID: d.opPrefix() + op.ID, Type: deploymentOpType, Name: op.ID, Properties: props})
+	return err
+}
+
+func (h *handler) dropOperations(ctx context.Context, d deploymentRoute) error {
+	stored, err := h.o.Meta.ListResources(ctx, d.opPrefix(), deploymentOpType)
+	if err != nil {
+		return err
+	}
+	for _, res := range stored {
+		if err := h.o.Meta.DeleteResource(ctx, res.ID); err != nil && !errors.Is(err, meta.ErrNotFound) {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -1191,7 +1248,7 @@ func responseError(out *recorder, fallback string) *deployError {
 	return &deployError{Code: http.StatusText(out.status), Message: fallback}
 }
 
-// sortedOps orders operations by start, for stable listings.
+// sortedOps orders operations as they started.
 func sortedOps(ops []deployOperation) {
-	sort.SliceStable(ops, func(i, j int) bool { return ops[i].Started.Before(ops[j].Started) })
+	sort.SliceStable(ops, func(i, j int) bool { return ops[i].Seq < ops[j].Seq })
 }

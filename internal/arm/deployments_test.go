@@ -181,6 +181,10 @@ func TestDeploy_Seed003Firewall(t *testing.T) {
 	// With an address it deploys, and the default location is the group's.
 	r = e.deploy("firewall", deployBody(strings.ReplaceAll(tpl, "_PublicIPv4Address_", "203.0.113.7"), `{"registryName":{"value":"fwreg01"}}`))
 	wantState(t, r, "Succeeded")
+	// The new run's operations replace the failed run's.
+	if ops := e.operations("firewall"); len(ops) != 1 || get(ops[0], "properties.provisioningState") != "Succeeded" {
+		t.Fatalf("operations of the second run %v", ops)
+	}
 	reg := e.do("GET", regPath+"fwreg01", newest, "")
 	if get(reg.body, "properties.networkRuleSet.defaultAction") != "Deny" || get(reg.body, "location") != "westeurope" || get(reg.body, "sku.name") != "Premium" {
 		t.Fatalf("registry %s", reg.raw)

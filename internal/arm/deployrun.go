@@ -71,6 +71,7 @@ type deployRun struct {
 	external  map[string]map[string]any // reference() answers for resources outside the deployment
 	refErrs   map[string]*deployError
 	applied   []string
+	seq       int
 }
 
 func (d *deployRun) execute() deployOutcome {
@@ -445,7 +446,8 @@ func (d *deployRun) step(e *planEntry, byKey map[string]*planEntry) *deployError
 	if err != nil {
 		return asDeployError(err)
 	}
-	op := deployOperation{ID: strings.ToUpper(opID[:16]), State: stateRunning, Operation: "Create", Started: time.Now().UTC(),
+	d.seq++
+	op := deployOperation{ID: strings.ToUpper(opID[:16]), Seq: d.seq, State: stateRunning, Operation: "Create", Started: time.Now().UTC(),
 		ResourceID: e.r.ID, ResourceType: e.r.Type, ResourceName: e.r.Name, APIVersion: e.r.APIVersion}
 	op.Timestamp = op.Started
 	if derr := d.recordOp(op); derr != nil {
@@ -474,27 +476,16 @@ func (d *deployRun) step(e *planEntry, byKey map[string]*planEntry) *deployError
 // recordOp stores an operation's state; it fails when the deployment was
 // canceled (or replaced) meanwhile, which stops the run.
 func (d *deployRun) recordOp(op deployOperation) *deployError {
-	canceled := false
-	_, err := d.h.updateDeployment(context.WithoutCancel(d.ctx), d.route, func(r *deploymentRecord) bool {
-		if r.RunID != d.rec.RunID || terminal(r.ProvisioningState) {
-			canceled = true
-			return false
-		}
-		for i := range r.Operations {
-			if r.Operations[i].ID == op.ID {
-				r.Operations[i] = op
-				return true
-			}
-		}
-		r.Operations = append(r.Operations, op)
-		sortedOps(r.Operations)
-		return true
-	})
+	ctx := context.WithoutCancel(d.ctx)
+	_, rec, err := d.h.loadDeployment(ctx, d.route)
 	if err != nil {
 		return asDeployError(err)
 	}
-	if canceled {
+	if rec.RunID != d.rec.RunID || terminal(rec.ProvisioningState) {
 		return &deployError{Code: "DeploymentCanceled", Message: fmt.Sprintf("deployment '%s' was canceled", d.route.name)}
+	}
+	if err := d.h.putOperation(ctx, d.route, op); err != nil {
+		return asDeployError(err)
 	}
 	return nil
 }
