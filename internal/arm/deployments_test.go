@@ -145,6 +145,11 @@ func TestDeploy_Seed000ExportPolicy(t *testing.T) {
 		get(ops[0], "properties.targetResource.resourceType") != "Microsoft.ContainerRegistry/registries" {
 		t.Fatalf("operations %v", ops)
 	}
+	exp := e.do("POST", deployPath+"exports-off/exportTemplate", deployAPI, "")
+	e.want(exp, 200, "", "")
+	if get(exp.body, "template.contentVersion") != "1.0.0.0" {
+		t.Fatalf("exportTemplate %s", exp.raw)
+	}
 	// The seed's second snippet turns exports on again (a full PUT: public
 	// access returns to its default, Enabled).
 	r = e.deploy("exports-on", deployBody(readTestdata(t, "seed000-export-enabled.json"), ""))
