@@ -330,3 +330,22 @@ func TestWhatIfDiff(t *testing.T) {
 		t.Fatalf("overlay %v", merged)
 	}
 }
+
+// Secure parameters and outputs are used but never returned.
+func TestDeploy_SecureValuesHidden(t *testing.T) {
+	e := newEnv(t)
+	e.group()
+	tpl := `{"parameters":{"secret":{"type":"securestring"},"plain":{"type":"string","defaultValue":"p"}},
+	  "resources":[{"type":"Microsoft.ContainerRegistry/registries","apiVersion":"2023-07-01","name":"securereg1","location":"westeurope",
+	    "sku":{"name":"Basic"},"tags":{"t":"[parameters('secret')]"}}],
+	  "outputs":{"s":{"type":"securestring","value":"[parameters('secret')]"},"p":{"type":"string","value":"[parameters('plain')]"}}}`
+	r := e.deploy("secure", deployBody(tpl, `{"secret":{"value":"hunter22"}}`))
+	wantState(t, r, "Succeeded")
+	if strings.Contains(r.raw, "hunter22") || get(r.body, "properties.parameters.secret.type") != "SecureString" ||
+		get(r.body, "properties.outputs.s.type") != "SecureString" || get(r.body, "properties.outputs.p.value") != "p" {
+		t.Fatalf("deployment shows %s", r.raw)
+	}
+	if reg := e.do("GET", regPath+"securereg1", newest, ""); get(reg.body, "tags.t") != "hunter22" {
+		t.Fatalf("the secure value did not reach the resource: %s", reg.raw)
+	}
+}

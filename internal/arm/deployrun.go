@@ -605,6 +605,10 @@ func outputsOf(outs map[string]*armtemplate.Output, where string) (map[string]an
 			return nil, &deployError{Code: "DeploymentOutputEvaluationFailed", Target: o.Path,
 				Message: fmt.Sprintf("output '%s'%s cannot be determined: %s (%s)", name, where, u.Expr, u.Reason)}
 		}
+		if strings.HasPrefix(strings.ToLower(o.Type), "secure") {
+			res[name] = map[string]any{"type": capitalize(o.Type)} // never returned, as ARM
+			continue
+		}
 		res[name] = map[string]any{"type": capitalize(o.Type), "value": o.Value}
 	}
 	return res, nil
