@@ -56,6 +56,9 @@ func (f *fakeDeployments) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Azure-AsyncOperation", "https://"+r.Host+"/operations/"+name)
 		w.WriteHeader(http.StatusCreated)
 		_ = json.NewEncoder(w).Encode(map[string]any{"name": name, "properties": map[string]any{"provisioningState": "Accepted"}})
+	case r.Method == http.MethodGet && name == "bad" && f.bodies[name] != nil:
+		_, _ = io.WriteString(w, `{"name":"bad","properties":{"provisioningState":"Failed","error":{"code":"DeploymentFailed","message":"At least one resource deployment operation failed.",`+
+			`"details":[{"code":"DisablingPublicNetworkAccessNotSupported","message":"properties.publicNetworkAccess \"Disabled\" is not supported on the Basic SKU"}]}}}`)
 	case r.Method == http.MethodGet && f.bodies[name] != nil:
 		_ = json.NewEncoder(w).Encode(map[string]any{"name": name, "properties": map[string]any{
 			"provisioningState": "Succeeded", "mode": "Incremental",
@@ -150,6 +153,13 @@ func TestDeploymentGroupCreate(t *testing.T) {
 		t.Fatalf("deployment body %v", body)
 	}
 
+	// --no-wait prints the accepted deployment at once.
+	out, err = runCLI(t, "deployment", "group", "create", "-g", "myResourceGroup", "-n", "nowait", "--template-file", tpl, "-p", "registryName=x",
+		"--no-wait", "--query", "properties.provisioningState", "-o", "tsv")
+	if err != nil || out != "Accepted\n" {
+		t.Fatalf("--no-wait: %q %v", out, err)
+	}
+
 	// A failed deployment reports the failed resource's error.
 	_, err = runCLI(t, "deployment", "group", "create", "-g", "myResourceGroup", "-n", "bad", "--template-file", tpl, "-p", "registryName=x")
 	if exitCode(err) != 1 || !strings.HasPrefix(err.Error(), "DisablingPublicNetworkAccessNotSupported: ") {
@@ -183,4 +193,47 @@ func TestDeploymentGroupCreate(t *testing.T) {
 	if _, err := runCLI(t, "deployment", "group", "show", "-g", "g", "-n", "nosuch"); err == nil || !strings.HasPrefix(err.Error(), "DeploymentNotFound: ") {
 		t.Fatalf("show of a missing deployment: %v", err)
 	}
+}
+
+// The progress line is redrawn while the deployment runs and erased at its
+// end.
+func TestWaitDeploymentProgress(t *testing.T) {
+	fake := &fakeDeployments{bodies: map[string]map[string]any{"slow": {}}}
+	srv := useFakeServer(t, &slowDeployment{fake: fake})
+	ctx := t.Context()
+	s, err := openSession(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress bytes.Buffer
+	res, err := waitDeployment(ctx, s, &progress, "slow", srv.URL+"/slow", map[string]any{"properties": map[string]any{"provisioningState": "Accepted"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dig(res, "properties", "provisioningState") != "Succeeded" {
+		t.Fatalf("result %v", res)
+	}
+	if got := progress.String(); !strings.Contains(got, "\r\033[Kdeployment 'slow': Accepted (0s)") ||
+		!strings.Contains(got, "deployment 'slow': Running") || !strings.HasSuffix(got, "\r\033[K") {
+		t.Fatalf("progress %q", got)
+	}
+}
+
+// slowDeployment answers Running twice before the fake's Succeeded.
+type slowDeployment struct {
+	fake *fakeDeployments
+	n    int
+}
+
+func (s *slowDeployment) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.fake.mu.Lock()
+	s.n++
+	n := s.n
+	s.fake.mu.Unlock()
+	if n <= 2 {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"name":"slow","properties":{"provisioningState":"Running"}}`)
+		return
+	}
+	s.fake.ServeHTTP(w, r)
 }

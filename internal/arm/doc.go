@@ -21,6 +21,7 @@
 //	GET|PUT|DELETE      …/registries/{name}/privateEndpointConnections[/{c}] (privateendpoints.go)
 //	GET                 …/registries/{name}/privateLinkResources[/{group}]    (privateendpoints.go)
 //	PUT|GET|DELETE      …/resourceGroups/{rg}/providers/Microsoft.Network/privateEndpoints/{name}, lists (privateendpoints.go)
+//	PUT|GET|HEAD|DELETE …/resourceGroups/{rg}/providers/Microsoft.Resources/deployments/{name} (template deployments, deployments.go)
 //	POST                /subscriptions/{sub}/providers/Microsoft.ContainerRegistry/checkNameAvailability
 //	GET                 /providers/Microsoft.ContainerRegistry/operations
 //	PUT|GET|DELETE      {scope}/providers/Microsoft.Authorization/roleAssignments/{guid} (roles.go)

@@ -253,6 +253,13 @@ func (h *handler) methodNotAllowed(w http.ResponseWriter, r *http.Request, allow
 // authorize fails closed: no hook, no access. It returns r with the caller
 // in its context (callerOf).
 func (h *handler) authorize(r *http.Request) (*http.Request, error) {
+	if isDispatch(r.Context()) && h.o.Authorize != nil {
+		// A template deployment's own resource request (deployments.go):
+		// its context carries the caller authenticated when the deployment
+		// was accepted; each route still checks its permission, with the
+		// role assignments read afresh for this resource.
+		return r.WithContext(withCaller(r.Context(), principalOf(r.Context()))), nil
+	}
 	if h.o.Authorize == nil {
 		return r, newError(http.StatusUnauthorized, "AuthenticationFailed", "management requests are refused: no authorization is configured")
 	}
