@@ -23,7 +23,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/moat-registry/moat/internal/scopemap"
 	"github.com/moat-registry/moat/internal/storage/meta"
 )
