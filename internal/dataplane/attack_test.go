@@ -108,14 +108,17 @@ func TestBearer_ForgedTokensAreRefused(t *testing.T) {
 	otherRegistry := otherTok.Token
 
 	cases := map[string]string{
-		"garbage":              "garbage",
-		"two parts":            parts[0] + "." + parts[1],
-		"empty signature":      parts[0] + "." + parts[1] + ".",
-		"bad base64":           parts[0] + ".!!!." + parts[2],
-		"payload not JSON":     parts[0] + "." + b64([]byte("[1,2")) + "." + parts[2],
-		"16 KiB":               strings.Repeat("a", 16<<10+1),
-		"tampered payload":     parts[0] + "." + b64([]byte(`{"sub":"x","aud":"moat.localhost","access":[{"type":"registry","name":"catalog","actions":["*"]}]}`)) + "." + parts[2],
-		"expired":              sign(t, jwt.SigningMethodES256, priv, kid, catalogClaims(func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-hour).Unix(); c["iat"], c["nbf"] = time.Now().Add(-2*hour).Unix(), time.Now().Add(-2*hour).Unix() })),
+		"garbage":          "garbage",
+		"two parts":        parts[0] + "." + parts[1],
+		"empty signature":  parts[0] + "." + parts[1] + ".",
+		"bad base64":       parts[0] + ".!!!." + parts[2],
+		"payload not JSON": parts[0] + "." + b64([]byte("[1,2")) + "." + parts[2],
+		"16 KiB":           strings.Repeat("a", 16<<10+1),
+		"tampered payload": parts[0] + "." + b64([]byte(`{"sub":"x","aud":"moat.localhost","access":[{"type":"registry","name":"catalog","actions":["*"]}]}`)) + "." + parts[2],
+		"expired": sign(t, jwt.SigningMethodES256, priv, kid, catalogClaims(func(c jwt.MapClaims) {
+			c["exp"] = time.Now().Add(-hour).Unix()
+			c["iat"], c["nbf"] = time.Now().Add(-2*hour).Unix(), time.Now().Add(-2*hour).Unix()
+		})),
 		"not yet valid":        sign(t, jwt.SigningMethodES256, priv, kid, catalogClaims(func(c jwt.MapClaims) { c["nbf"] = time.Now().Add(hour).Unix() })),
 		"issued in the future": sign(t, jwt.SigningMethodES256, priv, kid, catalogClaims(func(c jwt.MapClaims) { c["iat"] = time.Now().Add(hour).Unix() })),
 		"no exp":               sign(t, jwt.SigningMethodES256, priv, kid, catalogClaims(func(c jwt.MapClaims) { delete(c, "exp") })),
