@@ -144,10 +144,10 @@ func (s *Service) PrincipalType(ctx context.Context, id string) (string, bool, e
 	if err != nil {
 		return "", false, fmt.Errorf("identity: looking up principal %s: %w", id, err)
 	}
-	switch {
-	case p.Kind == KindUser:
+	switch p.Kind {
+	case KindUser:
 		return "User", true, nil
-	case p.Kind == KindServicePrincipal, p.Kind == KindManagedIdentity:
+	case KindServicePrincipal, KindManagedIdentity:
 		// ARM reports managed identities as ServicePrincipal. The hosts
 		// that carry their secrets (kindIdentityHost) never sign in and
 		// take no roles.
