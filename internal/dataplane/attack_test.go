@@ -285,3 +285,27 @@ func TestRefreshToken_RoleRemoved(t *testing.T) {
 	// Basic with the refresh token straight on /v2: denied.
 	e.do(http.MethodGet, "/v2/app/tags/list", basicAuth(identity.RefreshTokenUser, rr.RefreshToken)).wantError(t, http.StatusForbidden, "DENIED")
 }
+
+// TestMalformedAuthorization: Authorization headers that are not valid
+// credentials of any scheme are 401 in the registry's error format, on /v2
+// and on the GET token endpoint, never a 500.
+func TestMalformedAuthorization(t *testing.T) {
+	e := newEnv(t)
+	for name, v := range map[string]string{
+		"bearer without token": "Bearer",
+		"bearer spaces":        "Bearer    ",
+		"basic not base64":     "Basic !!!",
+		"basic without colon":  "Basic " + base64.StdEncoding.EncodeToString([]byte("admin")),
+		"basic empty":          "Basic ",
+		"basic NUL user":       "Basic " + base64.StdEncoding.EncodeToString([]byte("ad\x00min:"+adminPassword)),
+		"basic 100 KB":         "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:"+strings.Repeat("x", 100<<10))),
+		"unknown scheme":       "Digest username=admin",
+		"no scheme":            "admin",
+	} {
+		t.Run(name, func(t *testing.T) {
+			set := header("Authorization", v)
+			e.do(http.MethodGet, "/v2/_catalog", set).wantError(t, http.StatusUnauthorized, "UNAUTHORIZED")
+			e.do(http.MethodGet, tokenQuery("repository:app:pull"), set).wantError(t, http.StatusUnauthorized, "UNAUTHORIZED")
+		})
+	}
+}

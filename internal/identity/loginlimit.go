@@ -22,7 +22,10 @@ import (
 // attempts are refused before any check, the correct password too: a limit
 // that a lucky guess escapes protects nothing. A success forgets the name's
 // failures but not the address's, so an attacker's own valid account cannot
-// launder a password spray.
+// launder a password spray. The address limit is set well above the name
+// limit because many honest clients can share one address (a NAT, a CI
+// fleet); the trade-off, as for Entra's smart lockout, is that whoever
+// knows a name, or shares an address, can keep it locked.
 //
 // The state is per process (every replica counts on its own, so N replicas
 // allow N times the attempts) and bounded (maxFailureKeys per counter).
