@@ -41,6 +41,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newServeCmd(stderr), newVersionCmd(stdout), newCheckCmd())
+	root.AddCommand(newKeysCmd(stdout)) // cli_keys.go
 	addClientCommands(root, stdout, stderr)
 	return root
 }

@@ -78,7 +78,7 @@ func (h *Handler) basicPrincipal(q *request, user, pass string) (identity.Princi
 	if user == identity.RefreshTokenUser {
 		return h.id.VerifyRefreshToken(q.r.Context(), pass, q.registry, q.login)
 	}
-	return h.id.AuthenticateRegistry(q.r.Context(), q.registry, user, pass)
+	return h.registryLogin(q, user, pass)
 }
 
 // stillEnabled refuses an access token whose rights come from a registry
@@ -173,6 +173,10 @@ func (h *Handler) authorize(q *request, need, scope []identity.Access) (caller, 
 		q.principal = identity.KindAnonymous
 		q.decision = decisionAllowed
 		return caller{principal: identity.AnonymousPrincipal(q.registry)}, true
+	}
+	if lo := lockout(err); lo != nil {
+		h.tooManyLogins(q, lo)
+		return caller{}, false
 	}
 	if err != nil {
 		q.decision = decisionUnauthenticated
@@ -303,6 +307,10 @@ func (h *Handler) serveToken(q *request) {
 	case ok:
 		var err error
 		p, err = h.basicPrincipal(q, user, pass)
+		if lo := lockout(err); lo != nil {
+			h.tooManyLogins(q, lo)
+			return
+		}
 		if err != nil {
 			q.decision = decisionUnauthenticated
 			if errors.Is(err, identity.ErrUnauthenticated) {

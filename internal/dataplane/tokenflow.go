@@ -137,6 +137,10 @@ func (h *Handler) serveTokenPost(q *request) {
 		default:
 			var err error
 			if p, err = h.basicPrincipal(q, user, pass); err != nil {
+				if lo := lockout(err); lo != nil {
+					q.oauthTooManyLogins(lo)
+					return
+				}
 				q.oauthFailErr(err, "the username or password was")
 				return
 			}

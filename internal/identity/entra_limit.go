@@ -19,19 +19,33 @@ const (
 	failureKeyMaxLen = 300
 )
 
+// failureLimiter counts failures per key in a window that starts with the
+// first failure; the failure that reaches max locks the key for a whole
+// window from then. The data plane's login limits (loginlimit.go) use it too,
+// with their own bounds.
 type failureLimiter struct {
-	now func() time.Time
-	mu  sync.Mutex
-	m   map[string]*failureCount
+	now    func() time.Time
+	max    int
+	window time.Duration
+	mu     sync.Mutex
+	m      map[string]*failureCount
 }
 
 type failureCount struct {
 	n     int
-	until time.Time // the window's end
+	until time.Time // the window's (or the lockout's) end
+	// refused counts attempts refused while locked and not yet reported;
+	// reportedAt is when they last were (see refuse).
+	refused    int
+	reportedAt time.Time
 }
 
 func newFailureLimiter(now func() time.Time) *failureLimiter {
-	return &failureLimiter{now: now, m: make(map[string]*failureCount)}
+	return newFailureLimiterWith(now, maxFailures, failureWindow)
+}
+
+func newFailureLimiterWith(now func() time.Time, maxN int, window time.Duration) *failureLimiter {
+	return &failureLimiter{now: now, max: maxN, window: window, m: make(map[string]*failureCount)}
 }
 
 func failureKey(kind, name string) string {
@@ -50,7 +64,47 @@ func (l *failureLimiter) locked(key string) bool {
 		delete(l.m, key)
 		return false
 	}
-	return c.n >= maxFailures
+	return c.n >= l.max
+}
+
+// lockedFor reports whether key is locked and for how much longer.
+func (l *failureLimiter) lockedFor(key string) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c, ok := l.m[key]
+	if !ok {
+		return 0, false
+	}
+	now := l.now()
+	if !now.Before(c.until) {
+		delete(l.m, key)
+		return 0, false
+	}
+	if c.n < l.max {
+		return 0, false
+	}
+	return c.until.Sub(now), true
+}
+
+// refuse counts an attempt refused because key is locked. When the refused
+// attempts not yet reported are due for a report (the first one, then at
+// most one report per every), it returns their number and starts a new
+// batch; otherwise 0.
+func (l *failureLimiter) refuse(key string, every time.Duration) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c, ok := l.m[key]
+	if !ok {
+		return 0
+	}
+	c.refused++
+	now := l.now()
+	if !c.reportedAt.IsZero() && now.Sub(c.reportedAt) < every {
+		return 0
+	}
+	n := c.refused
+	c.refused, c.reportedAt = 0, now
+	return n
 }
 
 // fail records a failure for key and reports whether key is now locked.
@@ -63,11 +117,16 @@ func (l *failureLimiter) fail(key string) bool {
 		if len(l.m) >= maxFailureKeys {
 			l.evictLocked(now)
 		}
-		c = &failureCount{until: now.Add(failureWindow)}
+		c = &failureCount{until: now.Add(l.window)}
 		l.m[key] = c
 	}
 	c.n++
-	return c.n >= maxFailures
+	if c.n == l.max {
+		// A lockout lasts a whole window, however late in its window the
+		// failure that caused it came.
+		c.until = now.Add(l.window)
+	}
+	return c.n >= l.max
 }
 
 // succeed forgets key's failures.
@@ -87,13 +146,13 @@ func (l *failureLimiter) evictLocked(now time.Time) {
 		}
 	}
 	target := maxFailureKeys * 3 / 4
-	for threshold := 1; threshold <= maxFailures+1; threshold++ {
+	for threshold := 1; threshold <= l.max+1; threshold++ {
 		for k, c := range l.m {
 			if len(l.m) <= target {
 				return
 			}
-			// The last pass (threshold > maxFailures) takes any entry.
-			if c.n <= threshold || threshold > maxFailures {
+			// The last pass (threshold > l.max) takes any entry.
+			if c.n <= threshold || threshold > l.max {
 				delete(l.m, k)
 			}
 		}

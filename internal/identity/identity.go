@@ -1,25 +1,81 @@
-// Package identity owns principals, their authentication, the tokens moat
-// issues and verifies, and the decision of what a principal may do.
+// Package identity owns principals, how they authenticate, the tokens moat
+// issues and verifies, and the decision of what a principal may do on a
+// registry's data plane. The management plane's ARM authorization is
+// internal/rbac's; this package resolves the same role assignments for the
+// data plane.
 //
-// Today (the registry-core scope) there is one principal that can sign in:
-// the deployment admin (kind "user", name "admin"), with full rights on every
-// registry. Data-plane access tokens are ES256 JWTs signed with keys kept in
-// the metadata store, bound to one registry's service name (aud), and carry
-// Docker-style access claims. Users, service principals, managed identities
-// and RBAC role assignments plug into the same places: AuthenticateBasic's
-// principal lookup and Authorize's role resolution.
+// Principals (Principal.Kind; each file's doc has the details):
+//
+//   - users (KindUser; service.go): a name and a bcrypt-hashed password. The
+//     deployment admin ("admin") is one, created at first start and an
+//     ordinary Owner at "/" since RBAC.
+//   - service principals (KindServicePrincipal; serviceprincipal.go): an
+//     application id and bcrypt-hashed client secrets with expiry.
+//   - managed identities (KindManagedIdentity; managed.go, msi_handler.go):
+//     system-assigned to a service instance or user-assigned; they get tokens
+//     through the IDENTITY_ENDPOINT protocol, and carry the instance's
+//     resource id (Principal.ResourceID, claim xms_mirid) that the data
+//     plane's trusted-services check reads.
+//   - the Defender-for-Cloud scanner (defender.go), a built-in principal.
+//   - registry-bound principals (Principal.Registry set): the registry admin
+//     user (KindAdminUser; adminuser.go) and repository-scoped tokens
+//     (KindRepoToken; repotoken.go, rights from a scope map).
+//   - the anonymous caller (KindAnonymous; anonymous.go), where a registry
+//     allows anonymous pull.
+//
+// Tokens:
+//
+//   - Entra-compatible management tokens (entra.go, entra_handler.go):
+//     OpenID discovery, JWKS, client-credentials and password grants, so
+//     azidentity pointed at moat works.
+//   - ACR's data-plane flow: an Entra token is exchanged for a refresh token
+//     bound to one registry (refresh.go), traded for access tokens; Basic
+//     credentials (AuthenticateRegistry: admin user, repository token, then
+//     users and service principals) get access tokens directly.
+//   - Access tokens (token.go) are ES256 JWTs bound to one registry's login
+//     server (aud), carrying Docker's access[{type,name,actions}], the
+//     principal and, for managed identities, xms_mirid.
+//   - Every token moat signs uses one keyring kept in the metadata store.
+//     RotateSigningKey (moat keys rotate) adds a key and retires the active
+//     one; a process signs with the newest active key it has loaded (reloaded
+//     every keyRefreshInterval) and reloads at once, rate-limited, when a
+//     token names a kid it does not know.
+//
+// Authorization (authorize.go): Authorize answers one entry per requested
+// entry with exactly the requested actions the principal may do: the
+// registry-bound principals' own rights, the scanner's, or else the
+// principal's role assignments covering the registry's resource id
+// (roles.go, cached for roleCacheTTL and invalidated by the management
+// plane). Nothing granted is an empty action list, not an error, as Docker
+// token servers answer.
+//
+// Brute-force protection: the Entra endpoint locks a client id or user name
+// after repeated failures (entra_limit.go); the data plane's password logins
+// are limited per (registry, user name) and per client address
+// (loginlimit.go); bcrypt checks run at most MaxConcurrentPasswordChecks at
+// once (bcryptlimit.go).
 //
 // Invariants:
 //
 //   - Security decisions fail closed: an unknown principal, kind, resource
 //     type or action is granted nothing; a token whose algorithm is not ES256,
 //     whose key is unknown, or whose issuer or audience differs is refused.
-//   - Passwords are stored only as bcrypt hashes. Verifying an unknown user
-//     costs the same bcrypt work as a known one.
-//   - Caches (successful Basic verifications, verified tokens) are bounded in
-//     size and never answer for longer than their entry is valid: a Basic
-//     entry lives at most basicCacheTTL and dies when this process resets the
-//     password; a token entry never outlives the token's exp.
+//     An error that is not ErrUnauthenticated (or ErrLockedOut) means the
+//     check could not be made; it is never a silent grant or denial.
+//   - Human-chosen secrets (user passwords, client secrets, repository-token
+//     passwords) are stored only as bcrypt hashes; random 256-bit secrets
+//     (admin-user passwords, identity-host secrets) as SHA-256. Verifying an
+//     unknown name costs the same bcrypt work as a known one.
+//   - A login refused by the limits is refused whatever its password: a
+//     limit that a correct guess escapes protects nothing.
+//   - Caches (successful Basic verifications, verified tokens, role
+//     assignments) are bounded in size and never answer for longer than their
+//     entry is valid: a Basic entry lives at most basicCacheTTL and dies when
+//     this process resets the password; a token entry never outlives the
+//     token's exp; role assignments are re-read after roleCacheTTL.
+//   - Refresh tokens re-read their principal at every use, so deleting it
+//     stops them from the next token request on, and the access token
+//     granted after a role is removed carries no actions for it.
 //   - Signing keys are never deleted by this package; a retired key keeps
 //     verifying until every token it can have signed has expired.
 package identity

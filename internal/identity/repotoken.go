@@ -23,8 +23,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/moat-registry/moat/internal/scopemap"
 	"github.com/moat-registry/moat/internal/storage/meta"
 )
@@ -42,8 +40,9 @@ const (
 // sha256(len(hash) ':' hash password).
 var repoTokenMatches = newTTLCache[struct{}](repoTokenMatchEntries)
 
-// passwordMatches reports whether pass matches the bcrypt hash.
-func passwordMatches(hash []byte, pass string, now time.Time) bool {
+// passwordMatches reports whether pass matches the bcrypt hash. err is set
+// only when the check could not be made (see compareHash).
+func (s *Service) passwordMatches(ctx context.Context, hash []byte, pass string, now time.Time) (bool, error) {
 	b := make([]byte, 0, 16+len(hash)+len(pass))
 	b = fmt.Appendf(b, "%d:", len(hash))
 	b = append(b, hash...)
@@ -51,13 +50,16 @@ func passwordMatches(hash []byte, pass string, now time.Time) bool {
 	sum := sha256.Sum256(b)
 	key := string(sum[:])
 	if _, ok := repoTokenMatches.get(key, now); ok {
-		return true
+		return true, nil
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(pass)) != nil {
-		return false
+	if err := s.compareHash(ctx, hash, pass); err != nil {
+		if errors.Is(err, errPasswordCheckWait) {
+			return false, err
+		}
+		return false, nil
 	}
 	repoTokenMatches.put(key, struct{}{}, now.Add(repoTokenMatchTTL), now)
-	return true
+	return true, nil
 }
 
 // loadRepoToken reads token name of registry; found is false when the
@@ -103,7 +105,11 @@ func (s *Service) authenticateRepoToken(ctx context.Context, registry, user, pas
 	now := s.now()
 	var matched *scopemap.Password
 	for i := range t.Passwords {
-		if passwordMatches(t.Passwords[i].Hash, pass, now) {
+		ok, err := s.passwordMatches(ctx, t.Passwords[i].Hash, pass, now)
+		if err != nil {
+			return Principal{}, true, err
+		}
+		if ok {
 			matched = &t.Passwords[i]
 			break
 		}

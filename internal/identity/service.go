@@ -54,6 +54,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock, for tests; time.Now when nil.
 	Now func() time.Time
+	// MaxConcurrentPasswordChecks bounds the bcrypt verifications running at
+	// once (bcryptlimit.go); GOMAXPROCS*2 when zero.
+	MaxConcurrentPasswordChecks int
 }
 
 // Service authenticates principals, authorizes them and issues and verifies
@@ -88,6 +91,11 @@ type Service struct {
 
 	// roles caches role assignments for data-plane authorization (roles.go).
 	roles roleCache
+
+	// logins are the data plane's brute-force limits (loginlimit.go).
+	logins loginLimits
+	// bcryptSlots bounds concurrent bcrypt verifications (bcryptlimit.go).
+	bcryptSlots chan struct{}
 }
 
 type basicEntry struct {
@@ -141,6 +149,15 @@ func New(ctx context.Context, store meta.Store, opts Options) (*Service, error) 
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.logins = newLoginLimits(s.now)
+	checks := opts.MaxConcurrentPasswordChecks
+	if checks == 0 {
+		checks = defaultPasswordChecks()
+	}
+	if checks < 0 {
+		return nil, fmt.Errorf("identity: negative MaxConcurrentPasswordChecks %d", checks)
+	}
+	s.bcryptSlots = make(chan struct{}, checks)
 	if err := s.reloadKeys(ctx); err != nil {
 		return nil, err
 	}
@@ -268,23 +285,30 @@ func (s *Service) AuthenticateBasic(ctx context.Context, user, pass string) (Pri
 		return e.p, nil
 	}
 
-	s.flightMu.Lock()
-	if f, ok := s.flights[key]; ok {
+	for {
+		s.flightMu.Lock()
+		f, ok := s.flights[key]
+		if !ok {
+			break // with flightMu held
+		}
 		s.flightMu.Unlock()
 		select {
 		case <-f.done:
-			return f.p, f.err
 		case <-ctx.Done():
 			return Principal{}, fmt.Errorf("identity: waiting for a password check: %w", ctx.Err())
 		}
+		// The leader's request ended before a bcrypt slot was free: the
+		// check was not made, so make it for this request.
+		if errors.Is(f.err, errPasswordCheckWait) && ctx.Err() == nil {
+			continue
+		}
+		return f.p, f.err
 	}
 	f := &basicFlight{done: make(chan struct{})}
 	s.flights[key] = f
 	s.flightMu.Unlock()
 
-	// Others may be waiting on this flight, so the caller's cancellation must
-	// not fail it for them; the work is one lookup and one bcrypt.
-	f.p, f.err = s.verifyPassword(context.WithoutCancel(ctx), key, user, pass)
+	f.p, f.err = s.verifyPassword(ctx, key, user, pass)
 	s.flightMu.Lock()
 	delete(s.flights, key)
 	s.flightMu.Unlock()
@@ -292,22 +316,32 @@ func (s *Service) AuthenticateBasic(ctx context.Context, user, pass string) (Pri
 	return f.p, f.err
 }
 
-// verifyPassword does the real check and caches a success.
+// verifyPassword does the real check and caches a success. Others may be
+// waiting on this flight, so the caller's cancellation must not fail the
+// store lookup for them; only the wait for a bcrypt slot follows ctx (and
+// the waiters then check for themselves).
 func (s *Service) verifyPassword(ctx context.Context, key, user, pass string) (Principal, error) {
 	gen := s.basicGen.Load() // before reading the hash: a reset after this makes the entry stale
-	stored, err := s.store.GetPrincipalByName(ctx, KindUser, user)
+	stored, err := s.store.GetPrincipalByName(context.WithoutCancel(ctx), KindUser, user)
 	if errors.Is(err, meta.ErrNotFound) {
-		s.burnBcrypt(pass)
+		if err := s.burnBcrypt(ctx, pass); err != nil {
+			return Principal{}, err
+		}
 		return Principal{}, fmt.Errorf("%w: wrong username or password", ErrUnauthenticated)
 	}
 	if err != nil {
 		return Principal{}, fmt.Errorf("identity: looking up user %q: %w", user, err)
 	}
 	if len(stored.SecretHash) == 0 {
-		s.burnBcrypt(pass)
+		if err := s.burnBcrypt(ctx, pass); err != nil {
+			return Principal{}, err
+		}
 		return Principal{}, fmt.Errorf("%w: wrong username or password", ErrUnauthenticated)
 	}
-	if err := bcrypt.CompareHashAndPassword(stored.SecretHash, []byte(pass)); err != nil {
+	if err := s.compareHash(ctx, stored.SecretHash, pass); err != nil {
+		if errors.Is(err, errPasswordCheckWait) {
+			return Principal{}, err
+		}
 		return Principal{}, fmt.Errorf("%w: wrong username or password", ErrUnauthenticated)
 	}
 	p := Principal{ID: stored.ID, Kind: stored.Kind, Name: stored.Name}
@@ -319,8 +353,9 @@ func (s *Service) verifyPassword(ctx context.Context, key, user, pass string) (P
 	return p, nil
 }
 
-// burnBcrypt spends the time a real password check would.
-func (s *Service) burnBcrypt(pass string) {
+// burnBcrypt spends the time a real password check would (in a bcrypt slot,
+// like one). Its only error is the wait for the slot ending.
+func (s *Service) burnBcrypt(ctx context.Context, pass string) error {
 	s.dummyOnce.Do(func() {
 		// The dummy's password is random so that nothing matches it.
 		b := make([]byte, 16)
@@ -331,8 +366,12 @@ func (s *Service) burnBcrypt(pass string) {
 		}
 	})
 	if s.dummyHash != nil {
-		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(pass)) // always a mismatch; only the time matters
+		// Always a mismatch; only the time matters.
+		if err := s.compareHash(ctx, s.dummyHash, pass); errors.Is(err, errPasswordCheckWait) {
+			return err
+		}
 	}
+	return nil
 }
 
 func (s *Service) invalidateBasic() {

@@ -247,7 +247,9 @@ func (s *Service) AuthenticateServicePrincipal(ctx context.Context, appID, secre
 	}
 	p, props, err := s.loadServicePrincipal(ctx, appID)
 	if errors.Is(err, ErrServicePrincipalNotFound) {
-		s.burnBcrypt(secret)
+		if err := s.burnBcrypt(ctx, secret); err != nil {
+			return Principal{}, err
+		}
 		return Principal{}, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
 	}
 	if err != nil {
@@ -262,12 +264,17 @@ func (s *Service) AuthenticateServicePrincipal(ctx context.Context, appID, secre
 		if !now.Before(sec.ExpiresAt) {
 			break
 		}
-		if bcrypt.CompareHashAndPassword(sec.Hash, []byte(secret)) != nil {
+		if err := s.compareHash(ctx, sec.Hash, secret); err != nil {
+			if errors.Is(err, errPasswordCheckWait) {
+				return Principal{}, err
+			}
 			return Principal{}, fmt.Errorf("%w: invalid client secret", ErrUnauthenticated)
 		}
 		return Principal{ID: p.ID, Kind: KindServicePrincipal, Name: p.Name}, nil
 	}
-	s.burnBcrypt(secret)
+	if err := s.burnBcrypt(ctx, secret); err != nil {
+		return Principal{}, err
+	}
 	return Principal{}, fmt.Errorf("%w: invalid or expired client secret", ErrUnauthenticated)
 }
 
