@@ -229,6 +229,26 @@ func TestPreviewPropertiesWithBetaSDK(t *testing.T) {
 		t.Fatalf("GET 2025-03-01-preview: %d %v", status, reg["properties"])
 	}
 
+	// The beta's preview child resources moat does not serve answer ARM's
+	// InvalidResourceType, which the SDK reports as a ResponseError.
+	armOpts := &azarm.ClientOptions{ClientOptions: opts, DisableRPRegistration: true}
+	cacheRules, err := armcontainerregistry.NewCacheRulesClient(sub, cred, armOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cacheRules.Get(ctx, "beta", "betareg01", "rule1", nil)
+	if !errors.As(err, &re) || re.StatusCode != http.StatusBadRequest || re.ErrorCode != "InvalidResourceType" {
+		t.Fatalf("cache rule Get: %v", err)
+	}
+	pipelines, err := armcontainerregistry.NewExportPipelinesClient(sub, cred, armOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = pipelines.Get(ctx, "beta", "betareg01", "pipe1", nil)
+	if !errors.As(err, &re) || re.StatusCode != http.StatusBadRequest || re.ErrorCode != "InvalidResourceType" {
+		t.Fatalf("export pipeline Get: %v", err)
+	}
+
 	del, err := client.BeginDelete(ctx, "beta", "betareg01", nil)
 	if err != nil {
 		t.Fatal(err)
