@@ -23,6 +23,7 @@ const (
 	CodeBadRequest                               = "BadRequest"
 	CodeExportsDisabled                          = "ExportPolicyDisabled"
 	CodeInvalidRetentionDays                     = "InvalidRetentionDays"
+	CodeInvalidSoftDeleteRetentionDays           = "InvalidSoftDeleteRetentionDays"
 	CodeAnonymousPullNotSupported                = "AnonymousPullNotSupported"
 )
 
@@ -101,6 +102,11 @@ func Validate(old *Registry, next Registry, vc ValidationContext) error {
 	if d := p.Policies.RetentionPolicy.Days; d < 0 || d > 365 {
 		return errorf(statusBadRequest, CodeInvalidRetentionDays, "properties.policies.retentionPolicy.days",
 			"properties.policies.retentionPolicy.days %d is outside 0 to 365", d)
+	}
+	// ACR keeps soft-deleted artifacts 1 to 90 days (default 7).
+	if d := p.Policies.SoftDeletePolicy.RetentionDays; d < 1 || d > 90 {
+		return errorf(statusBadRequest, CodeInvalidSoftDeleteRetentionDays, "properties.policies.softDeletePolicy.retentionDays",
+			"properties.policies.softDeletePolicy.retentionDays %d is outside 1 to 90", d)
 	}
 	if err := validateExport(old, next, vc); err != nil {
 		return err

@@ -219,6 +219,17 @@ func TestPreviewPropertiesWithBetaSDK(t *testing.T) {
 		t.Fatalf("retention 400 days: %v", err)
 	}
 
+	// ACR keeps soft-deleted artifacts 1 to 90 days.
+	_, err = client.BeginUpdate(ctx, "beta", "betareg01", armcontainerregistry.RegistryUpdateParameters{
+		Properties: &armcontainerregistry.RegistryPropertiesUpdateParameters{
+			Policies: &armcontainerregistry.Policies{SoftDeletePolicy: &armcontainerregistry.SoftDeletePolicy{RetentionDays: to.Ptr[int32](91)}},
+		},
+	}, nil)
+	if !errors.As(err, &re) || re.StatusCode != http.StatusBadRequest || re.ErrorCode != "InvalidSoftDeleteRetentionDays" ||
+		!strings.Contains(err.Error(), "softDeletePolicy.retentionDays 91") {
+		t.Fatalf("soft delete 91 days: %v", err)
+	}
+
 	// Per-version shaping: the stable version has no softDeletePolicy.
 	id := *got.ID
 	if status, reg := armGet(id + "?api-version=2023-07-01"); status != http.StatusOK || dig(reg, "properties.policies.softDeletePolicy") != nil ||
