@@ -26,6 +26,7 @@ require (
 require github.com/Azure/azure-sdk-for-go/sdk/containers/azcontainerregistry v0.2.3
 require github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/authorization/armauthorization/v2 v2.2.0
 require github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/msi/armmsi v1.3.0
+require github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources v1.2.0
 
 require (
 	github.com/Azure/azure-sdk-for-go/sdk/azidentity v1.13.1
