@@ -83,6 +83,12 @@ func TestCLIRegistryFlagsAgainstServe(t *testing.T) {
 	}
 	cliOK(t, cfg, "resource", "update", "--ids", id, "--api-version", "2021-06-01-preview", "--set", "properties.policies.exportPolicy.status=enabled")
 
+	// resource update works on any resource moat serves, a group too.
+	groupID := strings.TrimSpace(cliOK(t, cfg, "group", "show", "-n", "flags", "--query", "id", "-o", "tsv"))
+	if got := cliOK(t, cfg, "resource", "update", "--ids", groupID, "--set", "tags.env=prod", "--query", "[location, tags.env]", "-o", "tsv"); got != "local\nprod\n" {
+		t.Fatalf("resource update of a group: %q", got)
+	}
+
 	// Every read command answers -o tsv and --query.
 	cliOK(t, cfg, "acr", "config", "retention", "update", "-r", "myregistry", "--status", "enabled", "--days", "7")
 	for _, c := range []struct {
