@@ -24,6 +24,7 @@ const (
 	CodeExportsDisabled                          = "ExportPolicyDisabled"
 	CodeInvalidRetentionDays                     = "InvalidRetentionDays"
 	CodeInvalidSoftDeleteRetentionDays           = "InvalidSoftDeleteRetentionDays"
+	CodeDataEndpointNotSupported                 = "DataEndpointNotSupported"
 	CodeAnonymousPullNotSupported                = "AnonymousPullNotSupported"
 )
 
@@ -79,6 +80,11 @@ func Validate(old *Registry, next Registry, vc ValidationContext) error {
 		if n := len(p.NetworkRuleSet.IPRules); n > 0 {
 			return errorf(statusBadRequest, CodeNetworkRulesNotSupported, "properties.networkRuleSet.ipRules",
 				"properties.networkRuleSet.ipRules (%d rules) are not supported on the %s SKU: network rules need Premium", n, next.SKU)
+		}
+		// Dedicated data endpoints are a Premium feature in ACR.
+		if p.DataEndpointEnabled {
+			return errorf(statusBadRequest, CodeDataEndpointNotSupported, "properties.dataEndpointEnabled",
+				"properties.dataEndpointEnabled true is not supported on the %s SKU: dedicated data endpoints need Premium", next.SKU)
 		}
 		if p.AnonymousPullEnabled && next.SKU == SKUBasic {
 			return errorf(statusBadRequest, CodeAnonymousPullNotSupported, "properties.anonymousPullEnabled",
