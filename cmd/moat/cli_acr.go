@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -69,6 +70,35 @@ func (r *registrySettings) addFlags(f *pflag.FlagSet) {
 	f.Var(&r.anonPull, "anonymous-pull-enabled", "allow anonymous pull (Standard, Premium)")
 	f.Lookup("admin-enabled").NoOptDefVal = "true"
 	f.Lookup("anonymous-pull-enabled").NoOptDefVal = "true"
+}
+
+// bareBoolFlags are the flags that may stand alone (meaning true) or take
+// their value as the next argument, as az's three-state flags do.
+var bareBoolFlags = []string{"--admin-enabled", "--anonymous-pull-enabled"}
+
+// joinBareBoolValues rewrites "--admin-enabled false" into
+// "--admin-enabled=false" (and the same for the other bareBoolFlags) before
+// cobra parses the arguments: pflag gives a flag with a no-value default
+// only "--flag=value", so a separate value would otherwise become a
+// positional argument no longer tied to its flag (and two such flags in
+// one command could not be told apart). Only true/false, in any case, are
+// taken; arguments after "--" are left alone.
+func joinBareBoolValues(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if slices.Contains(bareBoolFlags, a) && i+1 < len(args) &&
+			(strings.EqualFold(args[i+1], "true") || strings.EqualFold(args[i+1], "false")) {
+			out = append(out, a+"="+strings.ToLower(args[i+1]))
+			i++
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // takeBareValue lets "--admin-enabled false" (value as a separate argument)

@@ -87,7 +87,7 @@ func newACRConfigCmd(cio cliIO, out *outputOptions) *cobra.Command {
 			use: "soft-delete", short: "the soft delete policy", key: "softDeletePolicy", apiVersion: latestPreview(),
 			flags: func(f *pflag.FlagSet) {
 				f.StringVar(&sdStatus, "status", "", "enabled or disabled")
-				f.IntVar(&sdDays, "days", -1, "days to keep deleted artifacts")
+				f.IntVar(&sdDays, "days", -1, "days to keep deleted artifacts (1-90)")
 			},
 			body: func() (map[string]any, error) {
 				p := map[string]any{}

@@ -22,7 +22,9 @@ import (
 var version = "dev"
 
 func main() {
-	if err := newRootCmd(os.Stdout, os.Stderr).Execute(); err != nil {
+	root := newRootCmd(os.Stdout, os.Stderr)
+	root.SetArgs(joinBareBoolValues(os.Args[1:]))
+	if err := root.Execute(); err != nil {
 		// One clear line; cobra's own error printing and usage are silenced,
 		// and several errors (errors.Join) are put on that one line.
 		fmt.Fprintf(os.Stderr, "moat: %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))

@@ -45,12 +45,14 @@ func (h *handler) group(w http.ResponseWriter, r *http.Request, rt route) {
 	switch r.Method {
 	case http.MethodPut:
 		err = h.putGroup(w, r, rt)
+	case http.MethodPatch:
+		err = h.patchGroup(w, r, rt)
 	case http.MethodGet, http.MethodHead:
 		err = h.getGroup(w, r, rt)
 	case http.MethodDelete:
 		err = h.deleteGroup(w, r, rt)
 	default:
-		h.methodNotAllowed(w, r, http.MethodPut, http.MethodGet, http.MethodHead, http.MethodDelete)
+		h.methodNotAllowed(w, r, http.MethodPut, http.MethodPatch, http.MethodGet, http.MethodHead, http.MethodDelete)
 		return
 	}
 	if err != nil {
@@ -128,6 +130,55 @@ func (h *handler) putGroup(w http.ResponseWriter, r *http.Request, rt route) err
 		return err
 	}
 	writeJSON(w, status, g)
+	return nil
+}
+
+// patchGroup is ARM's resource group update (armresources'
+// ResourceGroupsClient.Update): what the body names changes, the rest
+// stays. Tags given replace the group's tags as a whole ({} clears them);
+// a location, when given, must be the group's own (a group cannot move).
+func (h *handler) patchGroup(w http.ResponseWriter, r *http.Request, rt route) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Location *string           `json:"location"`
+		Tags     map[string]string `json:"tags"`
+	}
+	if err := decodeStrict(body, &in); err != nil {
+		return err
+	}
+	id := groupID(rt.sub, rt.rg)
+	old, err := h.o.Meta.GetResource(r.Context(), id)
+	if errors.Is(err, meta.ErrNotFound) {
+		return groupNotFound(rt.rg)
+	}
+	if err != nil {
+		return err
+	}
+	if in.Location != nil && !strings.EqualFold(old.Location, *in.Location) {
+		return &apiError{status: http.StatusConflict, code: "InvalidResourceGroupLocation", target: "location",
+			message: fmt.Sprintf("resource group '%s' is in location '%s'; it cannot move to '%s'", rt.rg, old.Location, *in.Location)}
+	}
+	if in.Tags != nil {
+		if old.Tags, err = json.Marshal(in.Tags); err != nil {
+			return fmt.Errorf("encoding tags: %w", err)
+		}
+	}
+	// old carries its version: a change made meanwhile is not overwritten.
+	res, err := h.o.Meta.PutResource(r.Context(), old)
+	if errors.Is(err, meta.ErrConflict) || errors.Is(err, meta.ErrNotFound) {
+		return newError(http.StatusConflict, "Conflict", "resource group '%s' changed while it was being updated; retry", rt.rg)
+	}
+	if err != nil {
+		return err
+	}
+	g, err := groupShape(res)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, g)
 	return nil
 }
 

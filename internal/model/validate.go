@@ -23,6 +23,8 @@ const (
 	CodeBadRequest                               = "BadRequest"
 	CodeExportsDisabled                          = "ExportPolicyDisabled"
 	CodeInvalidRetentionDays                     = "InvalidRetentionDays"
+	CodeInvalidSoftDeleteRetentionDays           = "InvalidSoftDeleteRetentionDays"
+	CodeDataEndpointNotSupported                 = "DataEndpointNotSupported"
 	CodeAnonymousPullNotSupported                = "AnonymousPullNotSupported"
 )
 
@@ -79,6 +81,11 @@ func Validate(old *Registry, next Registry, vc ValidationContext) error {
 			return errorf(statusBadRequest, CodeNetworkRulesNotSupported, "properties.networkRuleSet.ipRules",
 				"properties.networkRuleSet.ipRules (%d rules) are not supported on the %s SKU: network rules need Premium", n, next.SKU)
 		}
+		// Dedicated data endpoints are a Premium feature in ACR.
+		if p.DataEndpointEnabled {
+			return errorf(statusBadRequest, CodeDataEndpointNotSupported, "properties.dataEndpointEnabled",
+				"properties.dataEndpointEnabled true is not supported on the %s SKU: dedicated data endpoints need Premium", next.SKU)
+		}
 		if p.AnonymousPullEnabled && next.SKU == SKUBasic {
 			return errorf(statusBadRequest, CodeAnonymousPullNotSupported, "properties.anonymousPullEnabled",
 				"properties.anonymousPullEnabled true is not supported on the Basic SKU: anonymous pull needs Standard or Premium")
@@ -101,6 +108,11 @@ func Validate(old *Registry, next Registry, vc ValidationContext) error {
 	if d := p.Policies.RetentionPolicy.Days; d < 0 || d > 365 {
 		return errorf(statusBadRequest, CodeInvalidRetentionDays, "properties.policies.retentionPolicy.days",
 			"properties.policies.retentionPolicy.days %d is outside 0 to 365", d)
+	}
+	// ACR keeps soft-deleted artifacts 1 to 90 days (default 7).
+	if d := p.Policies.SoftDeletePolicy.RetentionDays; d < 1 || d > 90 {
+		return errorf(statusBadRequest, CodeInvalidSoftDeleteRetentionDays, "properties.policies.softDeletePolicy.retentionDays",
+			"properties.policies.softDeletePolicy.retentionDays %d is outside 1 to 90", d)
 	}
 	if err := validateExport(old, next, vc); err != nil {
 		return err
