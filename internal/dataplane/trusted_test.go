@@ -296,3 +296,147 @@ func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r.Header.Set("Authorization", "Bearer "+b.token)
 	return http.DefaultTransport.RoundTrip(r)
 }
+
+// miRefreshToken issues a refresh token for a managed identity running on
+// instance, bound to registry reg at login, as /oauth2/exchange would.
+func (e *env) miRefreshToken(idRes, instance, reg, login string) string {
+	e.t.Helper()
+	ctx := context.Background()
+	mi, err := e.id.EnsureManagedIdentity(ctx, idRes, false)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	p := identity.Principal{ID: mi.PrincipalID, Kind: identity.KindManagedIdentity, Name: idRes, ResourceID: instance}
+	rt, err := e.id.IssueRefreshToken(ctx, p, reg, login)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return rt.Token
+}
+
+// TestTrustedServices_RefreshTokens: the refresh token a trusted service's
+// identity got from /oauth2/exchange is verified and classified at POST
+// /oauth2/token (grant_type=refresh_token) and as Basic credentials with
+// the refresh-token user, so the whole ACR token flow passes a registry
+// with public access disabled; a refresh token of App Service, of a task
+// without networkRuleBypassAllowedForTasks, bound to another registry,
+// signed by another deployment or mangled is denied, and so is any grant
+// but refresh_token.
+func TestTrustedServices_RefreshTokens(t *testing.T) {
+	e := newEnv(t)
+	e.setNetwork(testDefault, `{"publicNetworkAccess":"Disabled","networkRuleBypassOptions":"AzureServices"}`)
+	const login = "moat.localhost"
+	aci := e.miRefreshToken(tsACI, tsACI, testDefault, login)
+	site := e.miRefreshToken(tsSite, tsSite, testDefault, login)
+	task := e.miRefreshToken(tsTask, tsTask, testDefault, login)
+	otherReg := e.miRefreshToken(tsACI, tsACI, testOther, "other.localhost")
+
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "forger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	forger, err := identity.New(context.Background(), st, identity.Options{BcryptCost: bcrypt.MinCost, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mi, err := e.id.GetManagedIdentity(context.Background(), tsACI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := forger.IssueRefreshToken(context.Background(),
+		identity.Principal{ID: mi.PrincipalID, Kind: identity.KindManagedIdentity, Name: tsACI, ResourceID: tsACI}, testDefault, login)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	refresh := func(rt string, grant string) *response {
+		return e.do(http.MethodPost, tokenPath, formPost("", url.Values{
+			"grant_type": {grant}, "service": {login}, "scope": {"repository:app:pull"}, "refresh_token": {rt},
+		}, host(hostDefault))...)
+	}
+	refresh(aci, "refresh_token").wantStatus(t, http.StatusOK)
+	for label, rt := range map[string]string{
+		"App Service": site, "task without networkRuleBypassAllowedForTasks": task,
+		"another registry's": otherReg, "forged": forged.Token, "mangled": aci[:len(aci)-4] + "AAAA", "empty": "",
+	} {
+		if r := refresh(rt, "refresh_token"); r.StatusCode != http.StatusForbidden || !strings.Contains(string(r.body), "DENIED") {
+			t.Errorf("%s refresh token: %d %s, want 403 DENIED", label, r.StatusCode, r.body)
+		}
+	}
+	// A genuine refresh token under another grant is not classified.
+	if r := refresh(aci, "password"); r.StatusCode != http.StatusForbidden {
+		t.Errorf("refresh token under grant_type=password: %d %s, want 403", r.StatusCode, r.body)
+	}
+
+	// Basic credentials with the refresh-token user, on the token GET and on /v2.
+	basicRT := func(rt string) reqOpt {
+		return func(r *http.Request) { r.SetBasicAuth(identity.RefreshTokenUser, rt) }
+	}
+	e.do(http.MethodGet, "/oauth2/token?service="+login+"&scope=repository:app:pull", basicRT(aci), host(hostDefault)).wantStatus(t, http.StatusOK)
+	e.do(http.MethodGet, "/oauth2/token?service="+login+"&scope=repository:app:pull", basicRT(site), host(hostDefault)).wantError(t, http.StatusForbidden, "DENIED")
+	e.do(http.MethodGet, "/v2/", basicRT(aci), host(hostDefault)).wantStatus(t, http.StatusOK)
+	e.do(http.MethodGet, "/v2/", basicRT(forged.Token), host(hostDefault)).wantError(t, http.StatusForbidden, "DENIED")
+
+	e.setNetwork(testDefault, `{"publicNetworkAccess":"Disabled","networkRuleBypassOptions":"AzureServices","networkRuleBypassAllowedForTasks":true}`)
+	refresh(task, "refresh_token").wantStatus(t, http.StatusOK)
+	e.setNetwork(testDefault, `{"publicNetworkAccess":"Disabled","networkRuleBypassOptions":"None"}`)
+	refresh(aci, "refresh_token").wantError(t, http.StatusForbidden, "DENIED")
+}
+
+// TestTrustedServices_ChallengeRevealsAndAllowsNothing: with public access
+// disabled and the bypass on, a request without credentials gets the
+// ordinary Bearer challenge (what azcontainerregistry and crane need to
+// reach the token step), naming only what the path says, the same for a
+// repository that does not exist; the token endpoints still refuse anyone
+// who is not a verified trusted service; requests with other credentials,
+// and everything once the bypass is off, get 403 DENIED.
+func TestTrustedServices_ChallengeRevealsAndAllowsNothing(t *testing.T) {
+	e := newEnv(t)
+	img := e.pushImage("app", "challenge")
+	e.putManifest("app", "v1", img.manifest, "application/vnd.oci.image.manifest.v1+json").wantStatus(t, http.StatusCreated)
+	e.setNetwork(testDefault, `{"publicNetworkAccess":"Disabled","networkRuleBypassOptions":"AzureServices","anonymousPullEnabled":true}`)
+
+	for _, c := range []struct{ method, path, scope string }{
+		{http.MethodGet, "/v2/", `scope="registry:catalog:*"`},
+		{http.MethodGet, "/v2/_catalog", `scope="registry:catalog:*"`},
+		{http.MethodGet, "/v2/app/manifests/v1", `scope="repository:app:pull"`},
+		{http.MethodHead, "/v2/app/manifests/v1", `scope="repository:app:pull"`},
+		{http.MethodGet, "/v2/nothing/here/manifests/v1", `scope="repository:nothing/here:pull"`},
+		{http.MethodGet, "/v2/app/blobs/" + img.digest.String(), `scope="repository:app:pull"`},
+		{http.MethodPut, "/v2/app/manifests/v2", `scope="repository:app:pull,push"`},
+		{http.MethodPost, "/v2/app/blobs/uploads/", `scope="repository:app:pull,push"`},
+		{http.MethodDelete, "/v2/app/manifests/v1", `scope="repository:app:delete"`},
+	} {
+		r := e.do(c.method, c.path, anon(), host(hostDefault)).wantStatus(t, http.StatusUnauthorized)
+		ch := r.Header.Get("WWW-Authenticate")
+		if !strings.HasPrefix(ch, `Bearer realm="http://moat.localhost/oauth2/token",service="moat.localhost"`) || !strings.Contains(ch, c.scope) || strings.Contains(ch, "error=") {
+			t.Errorf("%s %s: challenge %q, want one naming %s", c.method, c.path, ch, c.scope)
+		}
+		if c.method != http.MethodHead && strings.Contains(string(r.body), "MANIFEST") {
+			t.Errorf("%s %s: the challenge tells about the content: %s", c.method, c.path, r.body)
+		}
+	}
+	// The way on is closed to everyone but a verified trusted service.
+	e.do(http.MethodGet, "/oauth2/token?service=moat.localhost&scope=repository:app:pull", anon(), host(hostDefault)).wantError(t, http.StatusForbidden, "DENIED")
+	e.do(http.MethodGet, "/oauth2/token?service=moat.localhost&scope=repository:app:pull", host(hostDefault)).wantError(t, http.StatusForbidden, "DENIED")
+	e.do(http.MethodPost, tokenPath, formPost("", url.Values{"grant_type": {"password"}, "service": {"moat.localhost"}, "scope": {"repository:app:pull"}}, host(hostDefault))...).
+		wantError(t, http.StatusForbidden, "DENIED")
+	e.do(http.MethodPost, exchangePath, formPost("", url.Values{"grant_type": {"access_token"}, "service": {"moat.localhost"}, "access_token": {"x.y.z"}}, host(hostDefault))...).
+		wantError(t, http.StatusForbidden, "DENIED")
+	// Credentials that are not a trusted service's: DENIED, not challenged.
+	e.do(http.MethodGet, "/v2/app/manifests/v1", host(hostDefault)).wantError(t, http.StatusForbidden, "DENIED")
+	e.do(http.MethodGet, "/v2/app/manifests/v1", bearer("not-a-token"), host(hostDefault)).wantError(t, http.StatusForbidden, "DENIED")
+	// The challenge is a refusal, and says why in the log.
+	if logs := e.logs.String(); !strings.Contains(logs, "challenged for a trusted service") {
+		t.Errorf("the challenged request is not logged as refused:\n%.1500s", logs)
+	}
+
+	// Nothing could pass: DENIED at once.
+	e.setNetwork(testDefault, `{"publicNetworkAccess":"Disabled","networkRuleBypassOptions":"None","anonymousPullEnabled":true}`)
+	e.do(http.MethodGet, "/v2/", anon(), host(hostDefault)).wantError(t, http.StatusForbidden, "DENIED")
+	e.do(http.MethodGet, "/v2/app/manifests/v1", anon(), host(hostDefault)).wantError(t, http.StatusForbidden, "DENIED")
+	// An allowed network is not concerned: anonymous pull works as before.
+	e.setNetwork(testDefault, `{"publicNetworkAccess":"Enabled","anonymousPullEnabled":true}`)
+	e.do(http.MethodGet, "/v2/app/manifests/v1", anon(), host(hostDefault), header("Accept", "application/vnd.oci.image.manifest.v1+json")).wantStatus(t, http.StatusOK)
+}
