@@ -62,7 +62,7 @@ import (
 // endpoint.
 const (
 	exchangePath = "/oauth2/exchange"
-	tokenPath    = "/oauth2/token"
+	tokenPath    = "/oauth2/token" //nolint:gosec // G101: a URL path, not a credential
 )
 
 // maxExchangeForm bounds the form body read for classification; the
