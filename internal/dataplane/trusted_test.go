@@ -440,3 +440,79 @@ func TestTrustedServices_ChallengeRevealsAndAllowsNothing(t *testing.T) {
 	e.setNetwork(testDefault, `{"publicNetworkAccess":"Enabled","anonymousPullEnabled":true}`)
 	e.do(http.MethodGet, "/v2/app/manifests/v1", anon(), host(hostDefault), header("Accept", "application/vnd.oci.image.manifest.v1+json")).wantStatus(t, http.StatusOK)
 }
+
+// TestTrustedServices_ExpiredTokensAreNotTrusted: a container group's
+// access token, refresh token and Entra token, all genuine (moat's keys,
+// same store), are classified while valid and refused with 403 DENIED once
+// expired: an expired token classifies as nobody.
+func TestTrustedServices_ExpiredTokensAreNotTrusted(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.setNetwork(testDefault, `{"publicNetworkAccess":"Disabled","networkRuleBypassOptions":"AzureServices"}`)
+	for _, id := range []string{tsGroup, tsACI} {
+		if _, err := e.meta.PutResource(ctx, meta.Resource{ID: id, Type: "test", Name: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Another replica of the identity service whose clock the test sets.
+	var clock time.Time
+	past, err := identity.New(ctx, e.meta, identity.Options{BcryptCost: bcrypt.MinCost, Logger: slog.New(slog.DiscardHandler),
+		Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mi, err := past.EnsureManagedIdentity(ctx, tsACI, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := past.SetIdentityHost(ctx, tsACI, mi.PrincipalID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msi := httptest.NewServer(past.ManagedIdentityHandler())
+	t.Cleanup(msi.Close)
+	const login = "moat.localhost"
+	p := identity.Principal{ID: mi.PrincipalID, Kind: identity.KindManagedIdentity, Name: tsACI, ResourceID: tsACI}
+	tokens := func() (access, refresh, entra string) {
+		at, err := past.IssueAccessToken(ctx, p, testDefault, login, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt, err := past.IssueRefreshToken(ctx, p, testDefault, login)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodGet, msi.URL+identity.MSIPath+"?api-version=2019-08-01&resource=https://containerregistry.azure.net", nil)
+		req.Header.Set("X-IDENTITY-HEADER", secret)
+		resp, err := msi.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		var body struct {
+			AccessToken string `json:"access_token"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.AccessToken == "" {
+			t.Fatalf("MSI token: %d %v", resp.StatusCode, err)
+		}
+		return at.Token, rt.Token, body.AccessToken
+	}
+	status := func(at, rt, et string) [3]int {
+		a := e.do(http.MethodGet, "/v2/app/manifests/v1", bearer(at), host(hostDefault)).StatusCode
+		r := e.do(http.MethodPost, tokenPath, formPost("", url.Values{
+			"grant_type": {"refresh_token"}, "service": {login}, "refresh_token": {rt}}, host(hostDefault))...).StatusCode
+		x := e.do(http.MethodPost, exchangePath, formPost("", url.Values{
+			"grant_type": {"access_token"}, "service": {login}, "access_token": {et}}, host(hostDefault))...).StatusCode
+		return [3]int{a, r, x}
+	}
+	clock = time.Now()
+	// Valid: the network lets them through (the access token then lacks
+	// a role: 401, not 403).
+	if got := status(tokens()); got != [3]int{http.StatusUnauthorized, http.StatusOK, http.StatusOK} {
+		t.Fatalf("valid tokens: %v, want [401 200 200]", got)
+	}
+	clock = time.Now().Add(-identity.RefreshTokenLifetime - 24*time.Hour)
+	if got := status(tokens()); got != [3]int{http.StatusForbidden, http.StatusForbidden, http.StatusForbidden} {
+		t.Fatalf("expired tokens: %v, want 403 DENIED for each", got)
+	}
+}
