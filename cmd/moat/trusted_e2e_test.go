@@ -1,12 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,8 +34,8 @@ import (
 // trustedDeployment is a running `moat serve` with a logged-in CLI profile,
 // the admin's management token and a registry (Premium) with an image.
 type trustedDeployment struct {
-	url, addr, port, ca, cfg, token, password string
-	hc                                        *http.Client
+	url, addr, port, ca, cfg, token, password, dataDir string
+	hc                                                 *http.Client
 }
 
 // arm sends one management call as the admin and fails unless it answers
@@ -46,12 +52,12 @@ func (d *trustedDeployment) arm(t *testing.T, method, path, body string, want ..
 	return nil
 }
 
-func startTrustedDeployment(t *testing.T, password string) *trustedDeployment {
+func startTrustedDeployment(t *testing.T, password string, args ...string) *trustedDeployment {
 	t.Helper()
 	dataDir := filepath.Join(t.TempDir(), "data")
-	p, url := startMoat(t, []string{"MOAT_ADMIN_PASSWORD=" + password}, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
+	p, url := startMoat(t, []string{"MOAT_ADMIN_PASSWORD=" + password}, append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir}, args...)...)
 	t.Cleanup(func() { p.stop(t) })
-	d := &trustedDeployment{url: url, addr: strings.TrimPrefix(url, "https://"), ca: filepath.Join(dataDir, "ca.pem"),
+	d := &trustedDeployment{url: url, addr: strings.TrimPrefix(url, "https://"), ca: filepath.Join(dataDir, "ca.pem"), dataDir: dataDir,
 		cfg: filepath.Join(t.TempDir(), "cfg"), password: password}
 	_, d.port, _ = strings.Cut(d.addr, ":")
 	d.hc = clientTrusting(t, d.ca, d.addr)
@@ -83,76 +89,169 @@ func (d *trustedDeployment) instance(t *testing.T, id, body, role, scope string)
 	return endpoint, header
 }
 
-// acrClients are azcontainerregistry's two clients for one registry, with
-// the credential of one workload (ManagedIdentityCredential configured by
-// IDENTITY_ENDPOINT and IDENTITY_HEADER alone), every connection leaving
-// from source.
-type acrClients struct {
-	manifests *azcontainerregistry.Client
-	blobs     *azcontainerregistry.BlobClient
+// A workload is a process of its own (this test binary, running
+// TestTrustedServicesWorkload) standing for one service instance: its
+// environment holds only IDENTITY_ENDPOINT and IDENTITY_HEADER (and where
+// moat is), and it pulls with azidentity's ManagedIdentityCredential and
+// azcontainerregistry, every connection leaving from its source address.
+// A process of its own because MSAL caches managed-identity tokens for the
+// whole process (one process is one machine with one identity), so two
+// workloads in one process would share a token.
+type workload struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+	out  *bufio.Scanner
+	name string
 }
 
-// acrClients builds them. audience is the Entra audience the client asks
-// its token for (any that /oauth2/exchange accepts). MSAL keeps managed-identity tokens in one
-// cache per process, keyed by scope and not by IDENTITY_HEADER (a process
-// is one machine with one system-assigned identity), so each workload of
-// this test uses its own audience to get its own identity's token.
-func (d *trustedDeployment) acrClients(t *testing.T, registry, source, endpoint, header, audience string) acrClients {
+const workloadPrefix = "MOAT-WORKLOAD-RESULT "
+
+// startWorkload starts a workload of the instance whose identity endpoint
+// and secret are given, pulling app:v1 (whose manifest and layer digests
+// are given) from registry.
+func (d *trustedDeployment) startWorkload(t *testing.T, label, registry, source, endpoint, header, manifest, layer string) *workload {
 	t.Helper()
-	t.Setenv("IDENTITY_ENDPOINT", endpoint)
-	t.Setenv("IDENTITY_HEADER", header)
-	hc := &http.Client{Transport: transportFrom(t, d.hc, d.addr, source)}
-	opts := azcore.ClientOptions{
-		Transport: hc,
-		Retry:     policy.RetryOptions{MaxRetries: -1},
-		Cloud: cloud.Configuration{Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
-			azcontainerregistry.ServiceName: {Audience: audience},
-		}},
-	}
-	cred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: azcore.ClientOptions{
-		Transport: hc, Retry: policy.RetryOptions{MaxRetries: -1}}})
+	cmd := exec.Command(os.Args[0], "-test.run=^TestTrustedServicesWorkload$", "-test.count=1")
+	cmd.Env = append(os.Environ(),
+		"MOAT_TEST_WORKLOAD=1", "IDENTITY_ENDPOINT="+endpoint, "IDENTITY_HEADER="+header,
+		"MOAT_WL_CA="+d.ca, "MOAT_WL_ADDR="+d.addr, "MOAT_WL_SOURCE="+source,
+		"MOAT_WL_LOGIN=https://"+registry+".localhost:"+d.port, "MOAT_WL_MANIFEST="+manifest, "MOAT_WL_LAYER="+layer)
+	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	login := "https://" + registry + ".localhost:" + d.port
-	m, err := azcontainerregistry.NewClient(login, cred, &azcontainerregistry.ClientOptions{ClientOptions: opts})
+	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := azcontainerregistry.NewBlobClient(login, cred, &azcontainerregistry.BlobClientOptions{ClientOptions: opts})
-	if err != nil {
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	return acrClients{manifests: m, blobs: b}
+	w := &workload{t: t, cmd: cmd, in: in, out: bufio.NewScanner(out), name: label}
+	t.Cleanup(func() {
+		_ = in.Close()
+		_ = cmd.Wait()
+	})
+	return w
 }
 
-// pull reads the manifest and one layer of app:v1 and checks their bytes.
-func (c acrClients) pull(ctx context.Context, wantManifest []byte, layer string, wantLayer []byte) error {
-	m, err := c.manifests.GetManifest(ctx, "app", "v1", &azcontainerregistry.ClientGetManifestOptions{
-		Accept: azto.Ptr("application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json")})
+// do asks the workload to "pull" or "push" and returns its result: "ok",
+// "denied" (403 DENIED) or "error: …".
+func (w *workload) do(op string) string {
+	w.t.Helper()
+	if _, err := io.WriteString(w.in, op+"\n"); err != nil {
+		w.t.Fatalf("%s: %v", w.name, err)
+	}
+	for w.out.Scan() {
+		if r, ok := strings.CutPrefix(w.out.Text(), workloadPrefix); ok {
+			return r
+		}
+	}
+	w.t.Fatalf("%s ended without answering %s: %v", w.name, op, w.out.Err())
+	return ""
+}
+
+func (w *workload) want(op, result string) {
+	w.t.Helper()
+	if got := w.do(op); got != result {
+		w.t.Fatalf("%s %s: %s, want %s", w.name, op, got, result)
+	}
+}
+
+// TestTrustedServicesWorkload is the workload process; see workload. It
+// reads "pull" or "push" lines and answers each with one result line.
+func TestTrustedServicesWorkload(t *testing.T) {
+	if os.Getenv("MOAT_TEST_WORKLOAD") == "" {
+		t.Skip("run by TestTrustedServicesWorkflowEndToEnd as a process of its own")
+	}
+	addr := os.Getenv("MOAT_WL_ADDR")
+	hc := &http.Client{Transport: transportFrom(t, clientTrusting(t, os.Getenv("MOAT_WL_CA"), addr), addr, os.Getenv("MOAT_WL_SOURCE"))}
+	opts := azcore.ClientOptions{Transport: hc, Retry: policy.RetryOptions{MaxRetries: -1}}
+	cred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: opts})
 	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Cloud = cloud.Configuration{Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
+		azcontainerregistry.ServiceName: {Audience: "https://containerregistry.azure.net"},
+	}}
+	login := os.Getenv("MOAT_WL_LOGIN")
+	manifests, err := azcontainerregistry.NewClient(login, cred, &azcontainerregistry.ClientOptions{ClientOptions: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := azcontainerregistry.NewBlobClient(login, cred, &azcontainerregistry.BlobClientOptions{ClientOptions: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	pull := func() error {
+		m, err := manifests.GetManifest(ctx, "app", "v1", &azcontainerregistry.ClientGetManifestOptions{
+			Accept: azto.Ptr("application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json")})
+		if err != nil {
+			return err
+		}
+		raw, err := io.ReadAll(m.ManifestData)
+		if err != nil {
+			return err
+		}
+		if got := digestOf(raw); got != os.Getenv("MOAT_WL_MANIFEST") {
+			return fmt.Errorf("pulled manifest %s, want %s", got, os.Getenv("MOAT_WL_MANIFEST"))
+		}
+		b, err := blobs.GetBlob(ctx, "app", os.Getenv("MOAT_WL_LAYER"), nil)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = b.BlobData.Close() }()
+		raw, err = io.ReadAll(b.BlobData)
+		if err != nil {
+			return err
+		}
+		if got := digestOf(raw); got != os.Getenv("MOAT_WL_LAYER") {
+			return fmt.Errorf("pulled layer %s, want %s", got, os.Getenv("MOAT_WL_LAYER"))
+		}
+		return nil
+	}
+	push := func() error {
+		_, err := manifests.UploadManifest(ctx, "app", "pushed", azcontainerregistry.ContentTypeApplicationVndDockerDistributionManifestV2JSON,
+			streaming.NopCloser(bytes.NewReader([]byte(`{"schemaVersion":2}`))), nil)
 		return err
 	}
-	got, err := io.ReadAll(m.ManifestData)
-	if err != nil {
-		return err
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		var err error
+		switch in.Text() {
+		case "pull":
+			err = pull()
+		case "push":
+			err = push()
+		default:
+			err = fmt.Errorf("unknown operation %q", in.Text())
+		}
+		result := "ok"
+		var re *azcore.ResponseError
+		switch {
+		case err == nil:
+		case errors.As(err, &re) && re.StatusCode == http.StatusForbidden && strings.Contains(err.Error(), "DENIED"):
+			result = "denied"
+		case errors.As(err, &re):
+			result = fmt.Sprintf("error: %d", re.StatusCode)
+			for _, code := range []string{"UNAUTHORIZED", "DENIED"} {
+				if strings.Contains(err.Error(), `"`+code+`"`) {
+					result += " " + code
+				}
+			}
+		default:
+			result = "error: " + strings.ReplaceAll(err.Error(), "\n", " ")
+		}
+		fmt.Println(workloadPrefix + result)
 	}
-	if string(got) != string(wantManifest) {
-		return errors.New("the manifest pulled differs from the one pushed")
-	}
-	b, err := c.blobs.GetBlob(ctx, "app", layer, nil)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = b.BlobData.Close() }()
-	got, err = io.ReadAll(b.BlobData)
-	if err != nil {
-		return err
-	}
-	if string(got) != string(wantLayer) {
-		return errors.New("the layer pulled differs from the one pushed")
-	}
-	return nil
+}
+
+func digestOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // wantDenied fails unless err is a 403 DENIED from the registry.
@@ -186,14 +285,7 @@ func TestTrustedServicesWorkflowEndToEnd(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	const sub = defaultSubscriptionID
-	// One audience per workload: see acrClients.
-	const (
-		audACI  = "https://containerregistry.azure.net"
-		audSite = "https://management.azure.com"
-		audTask = "https://management.core.windows.net/"
-	)
 	d := startTrustedDeployment(t, "trusted-secret-1")
-	ctx := context.Background()
 	cliOK(t, d.cfg, "group", "create", "-n", "apps")
 	reg := cliJSON(t, cliOK(t, d.cfg, "acr", "create", "-n", "trustreg", "-g", "apps", "--sku", "Premium"))
 	regID, _ := reg["id"].(string)
@@ -221,7 +313,7 @@ func TestTrustedServicesWorkflowEndToEnd(t *testing.T) {
 	if err := remote.Write(ref, img, admin, remote.WithTransport(d.hc.Transport)); err != nil {
 		t.Fatalf("push as admin: %v", err)
 	}
-	manifest, err := img.RawManifest()
+	manifestDigest, err := img.Digest()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,15 +322,6 @@ func TestTrustedServicesWorkflowEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	layerDigest, err := layers[0].Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := layers[0].Compressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	layer, err := io.ReadAll(rc)
-	_ = rc.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,44 +336,38 @@ func TestTrustedServicesWorkflowEndToEnd(t *testing.T) {
 	if _, err := remote.Head(ref, refused); err == nil || !strings.Contains(err.Error(), "DENIED") {
 		t.Fatalf("anonymous from %s: %v, want DENIED", source, err)
 	}
-
-	// 4. The container group's workload pulls through the bypass.
-	aci := d.acrClients(t, "trustreg", source, aciEndpoint, aciHeader, audACI)
-	if err := aci.pull(ctx, manifest, layerDigest.String(), layer); err != nil {
-		t.Fatalf("container group pull through the trusted-services bypass: %v", err)
-	}
-	// Its role is AcrPull: no push.
-	if _, err := aci.manifests.UploadManifest(ctx, "app", "v2", azcontainerregistry.ContentTypeApplicationVndDockerDistributionManifestV2JSON,
-		streaming.NopCloser(bytes.NewReader(manifest)), nil); err == nil {
-		t.Fatal("AcrPull pushed a manifest")
-	} else if strings.Contains(err.Error(), "DENIED: client with IP") {
-		t.Fatalf("push refused by the network, want by authorization: %v", err)
+	workloadOf := func(label, endpoint, header string) *workload {
+		return d.startWorkload(t, label, "trustreg", source, endpoint, header, manifestDigest.String(), layerDigest.String())
 	}
 
-	// 5. Trusted services off: the same client is refused on its next request.
+	// 4. The container group's workload pulls through the bypass; its role
+	// is AcrPull, so a push is refused by authorization, not the network.
+	aci := workloadOf("container group", aciEndpoint, aciHeader)
+	aci.want("pull", "ok")
+	aci.want("push", "error: 401 UNAUTHORIZED")
+
+	// 5. Trusted services off: the same workload (holding its tokens) is
+	// refused on its next request, a new one from the start; on again.
 	cliOK(t, d.cfg, "acr", "update", "-n", "trustreg", "-g", "apps", "--allow-trusted-services", "false")
-	wantDenied(t, "container group pull with the bypass off", aci.pull(ctx, manifest, layerDigest.String(), layer))
-	wantDenied(t, "a new client with the bypass off", d.acrClients(t, "trustreg", source, aciEndpoint, aciHeader, audACI).pull(ctx, manifest, layerDigest.String(), layer))
+	aci.want("pull", "denied")
+	workloadOf("new container group workload", aciEndpoint, aciHeader).want("pull", "denied")
 	cliOK(t, d.cfg, "acr", "update", "-n", "trustreg", "-g", "apps", "--allow-trusted-services", "true")
-	if err := aci.pull(ctx, manifest, layerDigest.String(), layer); err != nil {
-		t.Fatalf("container group pull with the bypass back on: %v", err)
-	}
+	aci.want("pull", "ok")
 
 	// 6. App Service is never trusted, whatever its role.
 	siteEndpoint, siteHeader := d.instance(t, group+"/Microsoft.Web/sites/webapp",
 		`{"location":"local","identity":{"type":"SystemAssigned"},"properties":{}}`, "AcrPull", regID)
-	wantDenied(t, "App Service identity with AcrPull", d.acrClients(t, "trustreg", source, siteEndpoint, siteHeader, audSite).pull(ctx, manifest, layerDigest.String(), layer))
+	workloadOf("App Service", siteEndpoint, siteHeader).want("pull", "denied")
 
 	// 7. A task's identity needs networkRuleBypassAllowedForTasks.
 	taskEndpoint, taskHeader := d.instance(t, regID+"/tasks/buildtask",
 		`{"location":"local","identity":{"type":"SystemAssigned"},"properties":{}}`, "AcrPull", regID)
-	wantDenied(t, "task identity without networkRuleBypassAllowedForTasks", d.acrClients(t, "trustreg", source, taskEndpoint, taskHeader, audTask).pull(ctx, manifest, layerDigest.String(), layer))
+	task := workloadOf("task", taskEndpoint, taskHeader)
+	task.want("pull", "denied")
 	d.arm(t, http.MethodPatch, regID+"?api-version=2025-04-01", `{"properties":{"networkRuleBypassAllowedForTasks":true}}`, http.StatusOK, http.StatusAccepted)
-	if err := d.acrClients(t, "trustreg", source, taskEndpoint, taskHeader, audTask).pull(ctx, manifest, layerDigest.String(), layer); err != nil {
-		t.Fatalf("task identity with networkRuleBypassAllowedForTasks: %v", err)
-	}
+	task.want("pull", "ok")
 	d.arm(t, http.MethodPatch, regID+"?api-version=2025-04-01", `{"properties":{"networkRuleBypassOptions":"None"}}`, http.StatusOK, http.StatusAccepted)
-	wantDenied(t, "task identity with bypass None", d.acrClients(t, "trustreg", source, taskEndpoint, taskHeader, audTask).pull(ctx, manifest, layerDigest.String(), layer))
+	task.want("pull", "denied")
 	d.arm(t, http.MethodPatch, regID+"?api-version=2025-04-01", `{"properties":{"networkRuleBypassOptions":"AzureServices"}}`, http.StatusOK, http.StatusAccepted)
 
 	// 8. crane's library: it pings /v2/ without credentials first (the
@@ -301,8 +378,8 @@ func TestTrustedServicesWorkflowEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go-containerregistry with the container group's refresh token: %v", err)
 	}
-	if raw, err := got.RawManifest(); err != nil || string(raw) != string(manifest) {
-		t.Fatalf("go-containerregistry pulled %q, %v", raw, err)
+	if dg, err := got.Digest(); err != nil || dg != manifestDigest {
+		t.Fatalf("go-containerregistry pulled %s, %v", dg, err)
 	}
 	cliOK(t, d.cfg, "acr", "update", "-n", "trustreg", "-g", "apps", "--allow-trusted-services", "false")
 	_, err = remote.Image(ref, remote.WithAuth(authn.FromConfig(authn.AuthConfig{IdentityToken: rt})), refused)
@@ -316,25 +393,15 @@ func TestTrustedServicesWorkflowEndToEnd(t *testing.T) {
 }
 
 // refreshTokenFor gets a workload's Entra token for ACR from its identity
-// endpoint and exchanges it at the registry for a refresh token, from
-// source.
+// endpoint (a plain request: see workload for why not azidentity here) and
+// exchanges it at the registry for a refresh token, from source.
 func (d *trustedDeployment) refreshTokenFor(t *testing.T, registry, source, endpoint, header string) string {
 	t.Helper()
-	t.Setenv("IDENTITY_ENDPOINT", endpoint)
-	t.Setenv("IDENTITY_HEADER", header)
+	entra := d.msiToken(t, endpoint, header)
 	hc := &http.Client{Transport: transportFrom(t, d.hc, d.addr, source)}
-	cred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: azcore.ClientOptions{
-		Transport: hc, Retry: policy.RetryOptions{MaxRetries: -1}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{"https://containerregistry.azure.net/.default"}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	login := registry + ".localhost:" + d.port
 	resp, err := hc.PostForm("https://"+login+"/oauth2/exchange", map[string][]string{
-		"grant_type": {"access_token"}, "service": {registry + ".localhost"}, "access_token": {tok.Token}})
+		"grant_type": {"access_token"}, "service": {registry + ".localhost"}, "access_token": {entra}})
 	if err != nil {
 		t.Fatal(err)
 	}
