@@ -5,17 +5,21 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
@@ -112,6 +116,7 @@ const workloadPrefix = "MOAT-WORKLOAD-RESULT "
 // are given) from registry.
 func (d *trustedDeployment) startWorkload(t *testing.T, label, registry, source, endpoint, header, manifest, layer string) *workload {
 	t.Helper()
+	//nolint:gosec // G702: runs this very test binary again
 	cmd := exec.Command(os.Args[0], "-test.run=^TestTrustedServicesWorkload$", "-test.count=1")
 	cmd.Env = append(os.Environ(),
 		"MOAT_TEST_WORKLOAD=1", "IDENTITY_ENDPOINT="+endpoint, "IDENTITY_HEADER="+header,
@@ -166,8 +171,22 @@ func TestTrustedServicesWorkload(t *testing.T) {
 	if os.Getenv("MOAT_TEST_WORKLOAD") == "" {
 		t.Skip("run by TestTrustedServicesWorkflowEndToEnd as a process of its own")
 	}
+	pemBytes, err := os.ReadFile(os.Getenv("MOAT_WL_CA")) //nolint:gosec // G703: the parent test names moat's CA file
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		t.Fatal("no CA certificate")
+	}
 	addr := os.Getenv("MOAT_WL_ADDR")
-	hc := &http.Client{Transport: transportFrom(t, clientTrusting(t, os.Getenv("MOAT_WL_CA"), addr), addr, os.Getenv("MOAT_WL_SOURCE"))}
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(os.Getenv("MOAT_WL_SOURCE"))}, Timeout: 5 * time.Second}
+	hc := &http.Client{Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, network, addr)
+		},
+	}}
 	opts := azcore.ClientOptions{Transport: hc, Retry: policy.RetryOptions{MaxRetries: -1}}
 	cred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: opts})
 	if err != nil {
