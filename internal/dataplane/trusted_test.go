@@ -516,3 +516,30 @@ func TestTrustedServices_ExpiredTokensAreNotTrusted(t *testing.T) {
 		t.Fatalf("expired tokens: %v, want 403 DENIED for each", got)
 	}
 }
+
+// FuzzFormField: reading a field for classification never panics, gives
+// back exactly the body it read (the token handlers read it again), and
+// gives "" unless the grant matches.
+func FuzzFormField(f *testing.F) {
+	f.Add("grant_type=refresh_token&refresh_token=abc&service=x", "application/x-www-form-urlencoded")
+	f.Add("grant_type=password&refresh_token=abc", "application/x-www-form-urlencoded; charset=utf-8")
+	f.Add("refresh_token=%zz", "application/x-www-form-urlencoded")
+	f.Add("grant_type=refresh_token&grant_type=refresh_token&refresh_token=a&refresh_token=b", "APPLICATION/X-WWW-FORM-URLENCODED")
+	f.Add(`{"refresh_token":"abc"}`, "application/json")
+	f.Fuzz(func(t *testing.T, body, ct string) {
+		r := httptest.NewRequest(http.MethodPost, tokenPath, strings.NewReader(body))
+		r.Header.Set("Content-Type", ct)
+		got := formField(r, "refresh_token", "refresh_token")
+		rest, err := io.ReadAll(r.Body)
+		if err != nil || string(rest) != body {
+			t.Fatalf("body after classification %q (%v), want %q", rest, err, body)
+		}
+		if got == "" {
+			return
+		}
+		form, err := url.ParseQuery(body)
+		if err != nil || form.Get("grant_type") != "refresh_token" || form.Get("refresh_token") != got {
+			t.Fatalf("formField(%q) = %q, but the form says %v (%v)", body, got, form, err)
+		}
+	})
+}
