@@ -98,7 +98,11 @@ func TestAuditAndCheckAccessEndToEnd(t *testing.T) {
 	}
 
 	refused := &http.Client{Transport: transportFrom(t, m.http, m.addr, "127.0.0.3")}
-	resp, err := refused.Get("https://audreg01.localhost:" + m.port + "/v2/app/manifests/v1")
+	// With credentials: a bare request is challenged (401, also audited)
+	// while the trusted-services bypass is on.
+	req, _ := http.NewRequest(http.MethodGet, "https://audreg01.localhost:"+m.port+"/v2/app/manifests/v1", nil)
+	req.SetBasicAuth("admin", password)
+	resp, err := refused.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,18 @@
 // Manifest GET and HEAD are the hot path: one metadata query, no blob-store
 // access, no regular expressions.
 //
+// Network decision and trusted services (network.go, trusted.go): every
+// request is judged by the registry's network rules before anything else.
+// A trusted service's credential counts only once verified. A request
+// without any credentials that the rules refuse, on the public endpoint of
+// a registry whose networkRuleBypassOptions is AzureServices, gets the
+// ordinary 401 Bearer challenge instead of 403 DENIED, so that stock
+// clients (azcontainerregistry sends the real request bare; crane pings
+// /v2/) reach the token endpoints, where only a verified trusted service
+// passes. The challenge names only the scope the path and method imply and
+// looks nothing up; it is audited as a refusal. Everything else the rules
+// refuse is 403 DENIED.
+//
 // Decisions where the spec leaves a choice:
 //
 //   - Manifests are served as pushed, whatever Accept says (moat never

@@ -64,6 +64,9 @@ func (h *Handler) checkNetwork(q *request, e registryEntry) bool {
 	if d.Allowed {
 		return true
 	}
+	if h.challengeTrusted(q, e, d) {
+		return false
+	}
 	q.decision = decisionDenied
 	q.netReason = d.Reason
 	h.auditDenial(q, ip, q.netStep, d.Reason, e.policy.Version())

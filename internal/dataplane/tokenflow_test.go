@@ -550,10 +550,19 @@ func TestAnonymousPull(t *testing.T) {
 	// The other registry does not have it on.
 	e.do(http.MethodGet, "/v2/pub/app/manifests/1", anon(), host(hostOther)).wantError(t, http.StatusUnauthorized, "UNAUTHORIZED")
 
-	// The network decision still comes first.
+	// The network decision still comes first. With the trusted-services
+	// bypass on (the default) a bare request is challenged, as a trusted
+	// service's client needs, but the token endpoint then refuses the
+	// anonymous caller: nothing leaks. With the bypass off, DENIED at once.
 	e.setProperties(testDefault, "Standard", `{"anonymousPullEnabled":true,"publicNetworkAccess":"Disabled"}`)
-	e.do(http.MethodGet, "/v2/pub/app/manifests/1", anon()).wantError(t, http.StatusForbidden, "DENIED")
+	e.do(http.MethodGet, "/v2/pub/app/manifests/1", anon()).wantError(t, http.StatusUnauthorized, "UNAUTHORIZED")
 	e.do(http.MethodGet, "/oauth2/token?service=moat.localhost&scope=repository:pub/app:pull", anon()).wantError(t, http.StatusForbidden, "DENIED")
+	e.do(http.MethodPost, "/oauth2/token", anon(), header("Content-Type", "application/x-www-form-urlencoded"),
+		body([]byte("grant_type=password&service=moat.localhost&scope=repository:pub/app:pull"))).wantError(t, http.StatusForbidden, "DENIED")
+	_, err = remote.Image(ref, anonAuth)
+	wantTransportStatus(t, err, http.StatusForbidden)
+	e.setProperties(testDefault, "Standard", `{"anonymousPullEnabled":true,"publicNetworkAccess":"Disabled","networkRuleBypassOptions":"None"}`)
+	e.do(http.MethodGet, "/v2/pub/app/manifests/1", anon()).wantError(t, http.StatusForbidden, "DENIED")
 
 	// Off again: the anonymous token issued before stops working.
 	e.setProperties(testDefault, "Standard", `{"anonymousPullEnabled":false}`)

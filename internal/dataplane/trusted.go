@@ -15,19 +15,37 @@ package dataplane
 //     netrule.DefenderForCloud;
 //   - POST /oauth2/exchange: the Entra token in the form's access_token
 //     (VerifyEntraToken, which re-checks that the identity still exists and
-//     is attached to the instance), classified the same way.
+//     is attached to the instance), classified the same way;
+//   - POST /oauth2/token with grant_type=refresh_token: the form's
+//     refresh_token, and Basic credentials whose user name is
+//     identity.RefreshTokenUser on any route (docker's way of presenting
+//     `moat acr login --expose-token`'s token): VerifyRefreshToken
+//     (signature, expiry, bound to this registry and login server, principal
+//     still exists), then classified by the ResourceID the refresh token
+//     carries from the Entra token it was exchanged for.
 //
 // Anything else, including a token that fails verification, is
 // netrule.None, so the request is denied exactly as before and learns
-// nothing from the attempt. netrule.Decide then applies the rest: App
-// Service never bypasses, tasks only with networkRuleBypassAllowedForTasks,
-// nothing with networkRuleBypassOptions None. Authentication afterwards
-// verifies the same token again (a cache hit) and RBAC applies as usual.
+// nothing from the attempt. A token is never classified before it is
+// verified. netrule.Decide then applies the rest: App Service never
+// bypasses, tasks only with networkRuleBypassAllowedForTasks, nothing with
+// networkRuleBypassOptions None. Authentication afterwards verifies the same
+// token again and RBAC applies as usual.
 //
-// Not recognised here: refresh tokens presented to /oauth2/token (the
-// token-flow code owns their format); a trusted caller therefore needs its
-// access token from /oauth2/exchange + /oauth2/token while the network
-// lets the exchange through, as above.
+// The first request of a stock client carries no credentials
+// (azcontainerregistry sends the real request bare and expects a 401
+// challenge naming service and scope; crane and regctl ping /v2/ first).
+// Where the refusal could still be lifted by a trusted service's token
+// (public endpoint, networkRuleBypassOptions AzureServices), such a request
+// gets the ordinary Bearer challenge instead of 403 DENIED (challengeTrusted):
+// 401 UNAUTHORIZED, the scope echoing the request's own path and method, no
+// lookup of the repository or anything else. It allows nothing: the token
+// endpoints are judged again and refuse any caller that is not a verified
+// trusted service (anonymous pull included), and the denial is audited. The
+// only thing it tells a stranger is that the registry accepts trusted
+// services, which the registry's owner chose. Where no token could help
+// (bypass None, a private endpoint, an unreadable configuration) and for
+// requests that do carry credentials, the answer stays 403 DENIED.
 
 import (
 	"bytes"
@@ -40,11 +58,15 @@ import (
 	"github.com/moat-registry/moat/internal/netrule"
 )
 
-// exchangePath is ACR's Entra-token exchange endpoint.
-const exchangePath = "/oauth2/exchange"
+// exchangePath is ACR's Entra-token exchange endpoint; tokenPath its token
+// endpoint.
+const (
+	exchangePath = "/oauth2/exchange"
+	tokenPath    = "/oauth2/token" //nolint:gosec // G101: a URL path, not a credential
+)
 
 // maxExchangeForm bounds the form body read for classification; the
-// exchange handler applies its own limit to what it reads again.
+// token handlers apply their own limit to what they read again.
 const maxExchangeForm = 64 << 10
 
 // trustedService classifies the caller of q for the network decision of e;
@@ -55,7 +77,7 @@ func (h *Handler) trustedService(q *request, e registryEntry) netrule.TrustedSer
 	}
 	ctx := q.r.Context()
 	if q.r.Method == http.MethodPost && q.r.URL.Path == exchangePath {
-		raw := exchangeToken(q.r)
+		raw := formField(q.r, "", "access_token")
 		if raw == "" {
 			return netrule.None
 		}
@@ -65,8 +87,19 @@ func (h *Handler) trustedService(q *request, e registryEntry) netrule.TrustedSer
 		}
 		return h.classifyPrincipal(q, p)
 	}
+	if q.r.Method == http.MethodPost && q.r.URL.Path == tokenPath {
+		return h.classifyRefreshToken(q, formField(q.r, "refresh_token", "refresh_token"))
+	}
 	scheme, raw, ok := strings.Cut(q.r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
+	switch {
+	case !ok:
+		return netrule.None
+	case strings.EqualFold(scheme, "Basic"):
+		if user, pass, ok := q.r.BasicAuth(); ok && user == identity.RefreshTokenUser {
+			return h.classifyRefreshToken(q, pass)
+		}
+		return netrule.None
+	case !strings.EqualFold(scheme, "Bearer"):
 		return netrule.None
 	}
 	claims, err := h.id.VerifyAccessToken(ctx, strings.TrimSpace(raw), q.login)
@@ -74,6 +107,19 @@ func (h *Handler) trustedService(q *request, e registryEntry) netrule.TrustedSer
 		return netrule.None
 	}
 	return h.classifyPrincipal(q, claims.Principal)
+}
+
+// classifyRefreshToken verifies a refresh token for the request's registry
+// and classifies its principal; "" or a refused token is None.
+func (h *Handler) classifyRefreshToken(q *request, raw string) netrule.TrustedService {
+	if raw == "" {
+		return netrule.None
+	}
+	p, err := h.id.VerifyRefreshToken(q.r.Context(), raw, q.registry, q.login)
+	if err != nil {
+		return netrule.None
+	}
+	return h.classifyPrincipal(q, p)
 }
 
 // classifyPrincipal maps a verified principal to its trusted service.
@@ -94,9 +140,10 @@ func (h *Handler) classifyPrincipal(q *request, p identity.Principal) netrule.Tr
 	return netrule.None
 }
 
-// exchangeToken reads the access_token of an exchange form and puts the
-// body back for the handler. A body that is too long or not a form gives "".
-func exchangeToken(r *http.Request) string {
+// formField reads field from a POST form and puts the body back for the
+// handler. grant, when not empty, must be the form's grant_type. A body
+// that is too long or not a form gives "".
+func formField(r *http.Request, grant, field string) string {
 	if r.Body == nil || !strings.HasPrefix(strings.ToLower(r.Header.Get("Content-Type")), "application/x-www-form-urlencoded") {
 		return ""
 	}
@@ -109,5 +156,52 @@ func exchangeToken(r *http.Request) string {
 	if err != nil {
 		return ""
 	}
-	return form.Get("access_token")
+	if grant != "" && form.Get("grant_type") != grant {
+		return ""
+	}
+	return form.Get(field)
+}
+
+// challengeTrusted answers a request the network decision d refused with
+// the Bearer challenge instead of 403 DENIED, when a trusted service's token
+// could still let it through and the request carries no credentials at all;
+// see the file comment. It reports whether it answered.
+func (h *Handler) challengeTrusted(q *request, e registryEntry, d netrule.Decision) bool {
+	if q.endpoint != "" || q.r.Header.Get("Authorization") != "" ||
+		q.route.Kind == routeToken || q.route.Kind == routeExchange || q.route.Kind == routeUnknown {
+		return false
+	}
+	// Would a container group's verified identity pass from here? Only the
+	// bypass setting decides that; the caller's identity is not known yet.
+	if !e.policy.Decide(netrule.Request{ClientIP: q.ip, TrustedService: netrule.ContainerInstances}).Allowed {
+		return false
+	}
+	q.decision = decisionDenied
+	q.netReason = d.Reason + "; no credentials: challenged for a trusted service's token"
+	h.auditDenial(q, q.ip, q.netStep, q.netReason, e.policy.Version())
+	h.challenge(q, challengeScope(q), "", errNoCredentials)
+	return true
+}
+
+// challengeScope is the scope the endpoint would challenge for, from the
+// route and method alone (nothing is looked up): the catalog for /v2/ and
+// /v2/_catalog, else the repository with the actions the method needs. A
+// malformed repository name names no scope.
+func challengeScope(q *request) []identity.Access {
+	switch q.route.Kind {
+	case routeBase, routeCatalog:
+		return catalogScope
+	}
+	if !validName(q.route.Name) {
+		return nil
+	}
+	actions := actionsPull
+	switch q.r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodDelete:
+		actions = actionsDelete
+	default:
+		actions = actionsPullPush
+	}
+	return []identity.Access{{Type: identity.TypeRepository, Name: q.route.Name, Actions: actions}}
 }

@@ -296,3 +296,250 @@ func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r.Header.Set("Authorization", "Bearer "+b.token)
 	return http.DefaultTransport.RoundTrip(r)
 }
+
+// miRefreshToken issues a refresh token for a managed identity running on
+// instance, bound to registry reg at login, as /oauth2/exchange would.
+func (e *env) miRefreshToken(idRes, instance, reg, login string) string {
+	e.t.Helper()
+	ctx := context.Background()
+	mi, err := e.id.EnsureManagedIdentity(ctx, idRes, false)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	p := identity.Principal{ID: mi.PrincipalID, Kind: identity.KindManagedIdentity, Name: idRes, ResourceID: instance}
+	rt, err := e.id.IssueRefreshToken(ctx, p, reg, login)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return rt.Token
+}
+
+// TestTrustedServices_RefreshTokens: the refresh token a trusted service's
+// identity got from /oauth2/exchange is verified and classified at POST
+// /oauth2/token (grant_type=refresh_token) and as Basic credentials with
+// the refresh-token user, so the whole ACR token flow passes a registry
+// with public access disabled; a refresh token of App Service, of a task
+// without networkRuleBypassAllowedForTasks, bound to another registry,
+// signed by another deployment or mangled is denied, and so is any grant
+// but refresh_token.
+func TestTrustedServices_RefreshTokens(t *testing.T) {
+	e := newEnv(t)
+	e.setNetwork(testDefault, `{"publicNetworkAccess":"Disabled","networkRuleBypassOptions":"AzureServices"}`)
+	const login = "moat.localhost"
+	aci := e.miRefreshToken(tsACI, tsACI, testDefault, login)
+	site := e.miRefreshToken(tsSite, tsSite, testDefault, login)
+	task := e.miRefreshToken(tsTask, tsTask, testDefault, login)
+	otherReg := e.miRefreshToken(tsACI, tsACI, testOther, "other.localhost")
+
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "forger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	forger, err := identity.New(context.Background(), st, identity.Options{BcryptCost: bcrypt.MinCost, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mi, err := e.id.GetManagedIdentity(context.Background(), tsACI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := forger.IssueRefreshToken(context.Background(),
+		identity.Principal{ID: mi.PrincipalID, Kind: identity.KindManagedIdentity, Name: tsACI, ResourceID: tsACI}, testDefault, login)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	refresh := func(rt string, grant string) *response {
+		return e.do(http.MethodPost, tokenPath, formPost("", url.Values{
+			"grant_type": {grant}, "service": {login}, "scope": {"repository:app:pull"}, "refresh_token": {rt},
+		}, host(hostDefault))...)
+	}
+	refresh(aci, "refresh_token").wantStatus(t, http.StatusOK)
+	for label, rt := range map[string]string{
+		"App Service": site, "task without networkRuleBypassAllowedForTasks": task,
+		"another registry's": otherReg, "forged": forged.Token, "mangled": aci[:len(aci)-4] + "AAAA", "empty": "",
+	} {
+		if r := refresh(rt, "refresh_token"); r.StatusCode != http.StatusForbidden || !strings.Contains(string(r.body), "DENIED") {
+			t.Errorf("%s refresh token: %d %s, want 403 DENIED", label, r.StatusCode, r.body)
+		}
+	}
+	// A genuine refresh token under another grant is not classified.
+	if r := refresh(aci, "password"); r.StatusCode != http.StatusForbidden {
+		t.Errorf("refresh token under grant_type=password: %d %s, want 403", r.StatusCode, r.body)
+	}
+
+	// Basic credentials with the refresh-token user, on the token GET and on /v2.
+	basicRT := func(rt string) reqOpt {
+		return func(r *http.Request) { r.SetBasicAuth(identity.RefreshTokenUser, rt) }
+	}
+	e.do(http.MethodGet, "/oauth2/token?service="+login+"&scope=repository:app:pull", basicRT(aci), host(hostDefault)).wantStatus(t, http.StatusOK)
+	e.do(http.MethodGet, "/oauth2/token?service="+login+"&scope=repository:app:pull", basicRT(site), host(hostDefault)).wantError(t, http.StatusForbidden, "DENIED")
+	e.do(http.MethodGet, "/v2/", basicRT(aci), host(hostDefault)).wantStatus(t, http.StatusOK)
+	e.do(http.MethodGet, "/v2/", basicRT(forged.Token), host(hostDefault)).wantError(t, http.StatusForbidden, "DENIED")
+
+	e.setNetwork(testDefault, `{"publicNetworkAccess":"Disabled","networkRuleBypassOptions":"AzureServices","networkRuleBypassAllowedForTasks":true}`)
+	refresh(task, "refresh_token").wantStatus(t, http.StatusOK)
+	e.setNetwork(testDefault, `{"publicNetworkAccess":"Disabled","networkRuleBypassOptions":"None"}`)
+	refresh(aci, "refresh_token").wantError(t, http.StatusForbidden, "DENIED")
+}
+
+// TestTrustedServices_ChallengeRevealsAndAllowsNothing: with public access
+// disabled and the bypass on, a request without credentials gets the
+// ordinary Bearer challenge (what azcontainerregistry and crane need to
+// reach the token step), naming only what the path says, the same for a
+// repository that does not exist; the token endpoints still refuse anyone
+// who is not a verified trusted service; requests with other credentials,
+// and everything once the bypass is off, get 403 DENIED.
+func TestTrustedServices_ChallengeRevealsAndAllowsNothing(t *testing.T) {
+	e := newEnv(t)
+	img := e.pushImage("app", "challenge")
+	e.putManifest("app", "v1", img.manifest, "application/vnd.oci.image.manifest.v1+json").wantStatus(t, http.StatusCreated)
+	e.setNetwork(testDefault, `{"publicNetworkAccess":"Disabled","networkRuleBypassOptions":"AzureServices","anonymousPullEnabled":true}`)
+
+	for _, c := range []struct{ method, path, scope string }{
+		{http.MethodGet, "/v2/", `scope="registry:catalog:*"`},
+		{http.MethodGet, "/v2/_catalog", `scope="registry:catalog:*"`},
+		{http.MethodGet, "/v2/app/manifests/v1", `scope="repository:app:pull"`},
+		{http.MethodHead, "/v2/app/manifests/v1", `scope="repository:app:pull"`},
+		{http.MethodGet, "/v2/nothing/here/manifests/v1", `scope="repository:nothing/here:pull"`},
+		{http.MethodGet, "/v2/app/blobs/" + img.digest.String(), `scope="repository:app:pull"`},
+		{http.MethodPut, "/v2/app/manifests/v2", `scope="repository:app:pull,push"`},
+		{http.MethodPost, "/v2/app/blobs/uploads/", `scope="repository:app:pull,push"`},
+		{http.MethodDelete, "/v2/app/manifests/v1", `scope="repository:app:delete"`},
+	} {
+		r := e.do(c.method, c.path, anon(), host(hostDefault)).wantStatus(t, http.StatusUnauthorized)
+		ch := r.Header.Get("WWW-Authenticate")
+		if !strings.HasPrefix(ch, `Bearer realm="http://moat.localhost/oauth2/token",service="moat.localhost"`) || !strings.Contains(ch, c.scope) || strings.Contains(ch, "error=") {
+			t.Errorf("%s %s: challenge %q, want one naming %s", c.method, c.path, ch, c.scope)
+		}
+		if c.method != http.MethodHead && strings.Contains(string(r.body), "MANIFEST") {
+			t.Errorf("%s %s: the challenge tells about the content: %s", c.method, c.path, r.body)
+		}
+	}
+	// The way on is closed to everyone but a verified trusted service.
+	e.do(http.MethodGet, "/oauth2/token?service=moat.localhost&scope=repository:app:pull", anon(), host(hostDefault)).wantError(t, http.StatusForbidden, "DENIED")
+	e.do(http.MethodGet, "/oauth2/token?service=moat.localhost&scope=repository:app:pull", host(hostDefault)).wantError(t, http.StatusForbidden, "DENIED")
+	e.do(http.MethodPost, tokenPath, formPost("", url.Values{"grant_type": {"password"}, "service": {"moat.localhost"}, "scope": {"repository:app:pull"}}, host(hostDefault))...).
+		wantError(t, http.StatusForbidden, "DENIED")
+	e.do(http.MethodPost, exchangePath, formPost("", url.Values{"grant_type": {"access_token"}, "service": {"moat.localhost"}, "access_token": {"x.y.z"}}, host(hostDefault))...).
+		wantError(t, http.StatusForbidden, "DENIED")
+	// Credentials that are not a trusted service's: DENIED, not challenged.
+	e.do(http.MethodGet, "/v2/app/manifests/v1", host(hostDefault)).wantError(t, http.StatusForbidden, "DENIED")
+	e.do(http.MethodGet, "/v2/app/manifests/v1", bearer("not-a-token"), host(hostDefault)).wantError(t, http.StatusForbidden, "DENIED")
+	// The challenge is a refusal, and says why in the log.
+	if logs := e.logs.String(); !strings.Contains(logs, "challenged for a trusted service") {
+		t.Errorf("the challenged request is not logged as refused:\n%.1500s", logs)
+	}
+
+	// Nothing could pass: DENIED at once.
+	e.setNetwork(testDefault, `{"publicNetworkAccess":"Disabled","networkRuleBypassOptions":"None","anonymousPullEnabled":true}`)
+	e.do(http.MethodGet, "/v2/", anon(), host(hostDefault)).wantError(t, http.StatusForbidden, "DENIED")
+	e.do(http.MethodGet, "/v2/app/manifests/v1", anon(), host(hostDefault)).wantError(t, http.StatusForbidden, "DENIED")
+	// An allowed network is not concerned: anonymous pull works as before.
+	e.setNetwork(testDefault, `{"publicNetworkAccess":"Enabled","anonymousPullEnabled":true}`)
+	e.do(http.MethodGet, "/v2/app/manifests/v1", anon(), host(hostDefault), header("Accept", "application/vnd.oci.image.manifest.v1+json")).wantStatus(t, http.StatusOK)
+}
+
+// TestTrustedServices_ExpiredTokensAreNotTrusted: a container group's
+// access token, refresh token and Entra token, all genuine (moat's keys,
+// same store), are classified while valid and refused with 403 DENIED once
+// expired: an expired token classifies as nobody.
+func TestTrustedServices_ExpiredTokensAreNotTrusted(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.setNetwork(testDefault, `{"publicNetworkAccess":"Disabled","networkRuleBypassOptions":"AzureServices"}`)
+	for _, id := range []string{tsGroup, tsACI} {
+		if _, err := e.meta.PutResource(ctx, meta.Resource{ID: id, Type: "test", Name: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Another replica of the identity service whose clock the test sets.
+	var clock time.Time
+	past, err := identity.New(ctx, e.meta, identity.Options{BcryptCost: bcrypt.MinCost, Logger: slog.New(slog.DiscardHandler),
+		Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mi, err := past.EnsureManagedIdentity(ctx, tsACI, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := past.SetIdentityHost(ctx, tsACI, mi.PrincipalID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msi := httptest.NewServer(past.ManagedIdentityHandler())
+	t.Cleanup(msi.Close)
+	const login = "moat.localhost"
+	p := identity.Principal{ID: mi.PrincipalID, Kind: identity.KindManagedIdentity, Name: tsACI, ResourceID: tsACI}
+	tokens := func() (access, refresh, entra string) {
+		at, err := past.IssueAccessToken(ctx, p, testDefault, login, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt, err := past.IssueRefreshToken(ctx, p, testDefault, login)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodGet, msi.URL+identity.MSIPath+"?api-version=2019-08-01&resource=https://containerregistry.azure.net", nil)
+		req.Header.Set("X-IDENTITY-HEADER", secret)
+		resp, err := msi.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		var body struct {
+			AccessToken string `json:"access_token"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.AccessToken == "" {
+			t.Fatalf("MSI token: %d %v", resp.StatusCode, err)
+		}
+		return at.Token, rt.Token, body.AccessToken
+	}
+	status := func(at, rt, et string) [3]int {
+		a := e.do(http.MethodGet, "/v2/app/manifests/v1", bearer(at), host(hostDefault)).StatusCode
+		r := e.do(http.MethodPost, tokenPath, formPost("", url.Values{
+			"grant_type": {"refresh_token"}, "service": {login}, "refresh_token": {rt}}, host(hostDefault))...).StatusCode
+		x := e.do(http.MethodPost, exchangePath, formPost("", url.Values{
+			"grant_type": {"access_token"}, "service": {login}, "access_token": {et}}, host(hostDefault))...).StatusCode
+		return [3]int{a, r, x}
+	}
+	clock = time.Now()
+	// Valid: the network lets them through (the access token then lacks
+	// a role: 401, not 403).
+	if got := status(tokens()); got != [3]int{http.StatusUnauthorized, http.StatusOK, http.StatusOK} {
+		t.Fatalf("valid tokens: %v, want [401 200 200]", got)
+	}
+	clock = time.Now().Add(-identity.RefreshTokenLifetime - 24*time.Hour)
+	if got := status(tokens()); got != [3]int{http.StatusForbidden, http.StatusForbidden, http.StatusForbidden} {
+		t.Fatalf("expired tokens: %v, want 403 DENIED for each", got)
+	}
+}
+
+// FuzzFormField: reading a field for classification never panics, gives
+// back exactly the body it read (the token handlers read it again), and
+// gives "" unless the grant matches.
+func FuzzFormField(f *testing.F) {
+	f.Add("grant_type=refresh_token&refresh_token=abc&service=x", "application/x-www-form-urlencoded")
+	f.Add("grant_type=password&refresh_token=abc", "application/x-www-form-urlencoded; charset=utf-8")
+	f.Add("refresh_token=%zz", "application/x-www-form-urlencoded")
+	f.Add("grant_type=refresh_token&grant_type=refresh_token&refresh_token=a&refresh_token=b", "APPLICATION/X-WWW-FORM-URLENCODED")
+	f.Add(`{"refresh_token":"abc"}`, "application/json")
+	f.Fuzz(func(t *testing.T, body, ct string) {
+		r := httptest.NewRequest(http.MethodPost, tokenPath, strings.NewReader(body))
+		r.Header.Set("Content-Type", ct)
+		got := formField(r, "refresh_token", "refresh_token")
+		rest, err := io.ReadAll(r.Body)
+		if err != nil || string(rest) != body {
+			t.Fatalf("body after classification %q (%v), want %q", rest, err, body)
+		}
+		if got == "" {
+			return
+		}
+		form, err := url.ParseQuery(body)
+		if err != nil || form.Get("grant_type") != "refresh_token" || form.Get("refresh_token") != got {
+			t.Fatalf("formField(%q) = %q, but the form says %v (%v)", body, got, form, err)
+		}
+	})
+}
