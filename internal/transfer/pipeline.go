@@ -606,8 +606,10 @@ func (p *Pipelines) pollOne(ctx context.Context, pipe meta.Resource, pp Pipeline
 		runName := "trigger-" + pipe.Name + "-" + key
 		now := time.Now().UTC()
 		props := RunProps{
-			Request:           RunRequest{PipelineResourceID: pipe.ID, Source: &RunStorage{Type: StorageTypeBlob, Name: n}},
-			Response:          RunResponse{Status: RunQueued, Trigger: &RunTrigger{SourceTrigger: &struct{ Timestamp time.Time `json:"timestamp"` }{now}}},
+			Request: RunRequest{PipelineResourceID: pipe.ID, Source: &RunStorage{Type: StorageTypeBlob, Name: n}},
+			Response: RunResponse{Status: RunQueued, Trigger: &RunTrigger{SourceTrigger: &struct {
+				Timestamp time.Time `json:"timestamp"`
+			}{now}}},
 			ProvisioningState: ProvisioningCreating,
 		}
 		b, err := json.Marshal(props)

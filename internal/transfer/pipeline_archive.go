@@ -628,3 +628,12 @@ func readBlob(ctx context.Context, blobs blob.Store, d digest.Digest, size int64
 	}
 	return b, nil
 }
+
+// ValidateArtifact checks an export run's artifact: repo:tag or repo@digest.
+func ValidateArtifact(a string) error {
+	if !strings.ContainsAny(a, ":@") {
+		return fmt.Errorf("%q names no tag or digest (use repo:tag or repo@digest)", a)
+	}
+	_, err := parseImage(a, "artifact", true)
+	return err
+}
