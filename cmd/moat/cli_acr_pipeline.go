@@ -82,7 +82,7 @@ func newPipelineCmd(cio cliIO, out *outputOptions, k pipelineKind) *cobra.Comman
 	}
 	var uri, secret string
 	var options []string
-	trigger := true
+	var trigger boolFlag
 	create := named("create -r REGISTRY -n NAME --storage-container-uri URI [--secret-uri KEYVAULT_SECRET_URI] [--options OPTION...]",
 		"Create or replace a pipeline", func(ctx context.Context, s *session, path string) error {
 			if err := requireFlags("--storage-container-uri", uri); err != nil {
@@ -95,7 +95,7 @@ func newPipelineCmd(cio cliIO, out *outputOptions, k pipelineKind) *cobra.Comman
 			props := map[string]any{k.storageKey: storage, "options": append([]string{}, options...)}
 			if k.storageKey == "source" {
 				status := "Disabled"
-				if trigger {
+				if !trigger.set || trigger.val {
 					status = "Enabled"
 				}
 				props["trigger"] = map[string]any{"sourceTrigger": map[string]any{"status": status}}
@@ -113,7 +113,7 @@ func newPipelineCmd(cio cliIO, out *outputOptions, k pipelineKind) *cobra.Comman
 		f.StringSliceVar(&options, "options", nil, "OverwriteBlobs, ContinueOnErrors (comma-separated or repeated)")
 	} else {
 		f.StringSliceVar(&options, "options", nil, "OverwriteTags, OverwriteBlobs, ContinueOnErrors, DeleteSourceBlobOnSuccess (comma-separated or repeated)")
-		f.BoolVar(&trigger, "source-trigger-enabled", true, "import new archives from the source by themselves")
+		f.Var(&trigger, "source-trigger-enabled", "import new archives from the source by themselves (default true)")
 	}
 	show := named("show -r REGISTRY -n NAME", "Show a pipeline", func(ctx context.Context, s *session, path string) error {
 		res, err := s.call(ctx, http.MethodGet, path, api, nil)
