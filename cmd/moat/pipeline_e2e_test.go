@@ -94,7 +94,7 @@ func TestTransferPipelinesEndToEnd(t *testing.T) {
 	// A corrupt archive next to it: its run fails and tags nothing.
 	good, _ := os.ReadFile(filepath.Join(dir, "app.tar"))
 	bad := append([]byte{}, good[:len(good)-2048]...)
-	if err := os.WriteFile(filepath.Join(dir, "broken.tar"), bad, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "broken.tar"), bad, 0o644); err != nil { //nolint:gosec // G703: the test's own temp dir
 		t.Fatal(err)
 	}
 	cliOK(t, cfg, "acr", "import-pipeline", "create", "-r", "xferdst01", "-n", "fromDisk", "--storage-container-uri", "file://"+dir,

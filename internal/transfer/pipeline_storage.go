@@ -208,7 +208,7 @@ func (s dirStorage) Open(_ context.Context, name string) (io.ReadCloser, int64, 
 	if err := s.check(); err != nil {
 		return nil, 0, err
 	}
-	f, err := os.Open(filepath.Join(s.dir, name))
+	f, err := os.Open(filepath.Join(s.dir, name)) //nolint:gosec // G304: name is a validated archive name (no separators) in the pipeline's directory
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, 0, fmt.Errorf("%w: %s in %s", ErrArchiveNotFound, name, s)
 	}
@@ -396,7 +396,10 @@ func (w *blobWriter) Abort() {
 	// The block list is never committed, so no blob appears.
 	w.cancel()
 	_ = w.pw.CloseWithError(errors.New("aborted"))
-	<-w.done
+	if err := <-w.done; err == nil {
+		// Cannot happen: the stream ended in an error before it was complete.
+		return
+	}
 }
 
 func (s *containerStorage) Open(ctx context.Context, name string) (io.ReadCloser, int64, error) {
