@@ -393,3 +393,57 @@ func rewriteTar(t *testing.T, in []byte, how string) []byte {
 	_ = tw.Close()
 	return out.Bytes()
 }
+
+// FuzzReadArchive feeds arbitrary bytes to the archive reader: it must
+// fail cleanly, and an artifact it reports imported must be readable.
+func FuzzReadArchive(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte("not a tar"))
+	var seed bytes.Buffer
+	{
+		tw := tar.NewWriter(&seed)
+		for _, e := range []struct{ name, body string }{
+			{"oci-layout", `{"imageLayoutVersion":"1.0.0"}`},
+			{"index.json", `{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:` + strings.Repeat("a", 64) + `","size":2,"annotations":{"org.opencontainers.image.ref.name":"app:v1"}}]}`},
+		} {
+			_ = tw.WriteHeader(&tar.Header{Name: e.name, Size: int64(len(e.body)), Mode: 0o644, Typeflag: tar.TypeReg})
+			_, _ = tw.Write([]byte(e.body))
+		}
+		_ = tw.Close()
+	}
+	f.Add(seed.Bytes())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ctx := context.Background()
+		dir := t.TempDir()
+		s, err := sqlite.Open(ctx, filepath.Join(dir, "m.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = s.Close() }()
+		bs, err := fs.New(filepath.Join(dir, "b"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateRegistry(ctx, meta.Registry{Name: "dst", ResourceID: regID("dst"), Location: "l", SKU: "Premium"}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := ReadArchive(ctx, bytes.NewReader(data), int64(len(data)), s, bs, "dst", ImportOptions{ContinueOnErrors: true}, &RunProgress{})
+		if err != nil {
+			return
+		}
+		for _, r := range res {
+			if r.Status != StatusSucceeded {
+				continue
+			}
+			ref, perr := parseImage(r.Artifact, "a", true)
+			if perr != nil {
+				t.Fatalf("imported %q, which does not parse: %v", r.Artifact, perr)
+			}
+			if ref.tag != "" {
+				if _, err := s.GetManifestByTag(ctx, "dst", ref.repo, ref.tag); err != nil {
+					t.Fatalf("reported %s imported but: %v", r.Artifact, err)
+				}
+			}
+		}
+	})
+}
