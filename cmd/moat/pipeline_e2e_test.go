@@ -11,12 +11,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/moat-registry/moat/internal/storage/blob/azblob"
+	"github.com/moat-registry/moat/internal/testsupport/azuritetest"
 )
 
 // TestTransferPipelinesEndToEnd drives transfer pipelines through the CLI
@@ -133,6 +139,53 @@ func TestTransferPipelinesEndToEnd(t *testing.T) {
 		t.Fatalf("pull the imported image: %v", err)
 	}
 
+	// Through an Azure Blob container (Azurite), the SAS in a secret.
+	az := azuritetest.Config(t)
+	if _, err := azblob.New(t.Context(), az); err != nil { // creates the container
+		t.Fatal(err)
+	}
+	skc, err := service.NewSharedKeyCredential(az.Account, az.AccountKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perms := sas.ContainerPermissions{Read: true, Add: true, Create: true, Write: true, Delete: true, List: true}
+	q, err := sas.BlobSignatureValues{Protocol: sas.ProtocolHTTPSandHTTP, ExpiryTime: time.Now().Add(time.Hour),
+		ContainerName: az.Container, Permissions: perms.String()}.SignWithSharedKey(skc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cliOK(t, cfg, "keyvault", "secret", "set", "--vault-name", "xferkv", "-g", "xfer", "-n", "azsas", "--value", q.Encode())
+	img2, _ := random.Image(8192, 3)
+	img2 = mutate.ConfigMediaType(mutate.MediaType(img2, types.OCIManifestSchema1), types.OCIConfigJSON)
+	src2, _ := name.ParseReference("xfersrc01.localhost:" + m.port + "/team/other:v2")
+	if err := remote.Write(src2, img2, opts...); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	want2, _ := img2.Digest()
+	ctrURI := az.Endpoint + "/" + az.Container
+	secretURI := "https://xferkv.vault.azure.net/secrets/azsas"
+	cliOK(t, cfg, "acr", "export-pipeline", "create", "-r", "xfersrc01", "-n", "toBlob", "--storage-container-uri", ctrURI, "--secret-uri", secretURI)
+	cliOK(t, cfg, "acr", "pipeline-run", "create", "-r", "xfersrc01", "-n", "blobrun", "--pipeline", "toBlob",
+		"--storage-blob", "other.tar", "--artifacts", "team/other:v2")
+	cliOK(t, cfg, "acr", "import-pipeline", "create", "-r", "xferdst01", "-n", "fromBlob", "--storage-container-uri", ctrURI,
+		"--secret-uri", secretURI, "--source-trigger-enabled", "false", "--options", "DeleteSourceBlobOnSuccess")
+	run = cliJSON(t, cliOK(t, cfg, "acr", "pipeline-run", "create", "-r", "xferdst01", "-n", "blobimport", "--pipeline", "fromBlob",
+		"--pipeline-type", "import", "--storage-blob", "other.tar", "-o", "json"))
+	if cliDig(run, "properties.response.status") != "Succeeded" || strings.Contains(cliOK(t, cfg, "acr", "pipeline-run", "list", "-r", "xferdst01", "-o", "json"), "sig=") {
+		t.Fatalf("blob import run: %v", run)
+	}
+	dst2, _ := name.ParseReference("xferdst01.localhost:" + m.port + "/team/other:v2")
+	if d, err := remote.Head(dst2, opts...); err != nil || d.Digest.String() != want2.String() {
+		t.Fatalf("imported from the container: %v %v", d, err)
+	}
+	ctr, err := container.NewClientWithNoCredential(ctrURI+"?"+q.Encode(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ctr.NewBlobClient("other.tar").GetProperties(t.Context(), nil); err == nil {
+		t.Fatal("DeleteSourceBlobOnSuccess left the archive in the container")
+	}
+
 	// The export policy: cannot change while an export pipeline exists...
 	regPath := "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/xfer/providers/Microsoft.ContainerRegistry/registries/"
 	code, body := pipeArm(t, m, http.MethodPatch, regPath+"xfersrc01?api-version=2023-07-01",
@@ -142,6 +195,7 @@ func TestTransferPipelinesEndToEnd(t *testing.T) {
 	}
 	// ...and with exports disabled no export pipeline can be created.
 	cliOK(t, cfg, "acr", "export-pipeline", "delete", "-r", "xfersrc01", "-n", "toDisk")
+	cliOK(t, cfg, "acr", "export-pipeline", "delete", "-r", "xfersrc01", "-n", "toBlob")
 	code, body = pipeArm(t, m, http.MethodPatch, regPath+"xfersrc01?api-version=2023-07-01",
 		`{"properties":{"publicNetworkAccess":"Disabled","policies":{"exportPolicy":{"status":"disabled"}}}}`)
 	if code != http.StatusOK {

@@ -31,6 +31,7 @@ package transfer
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -57,6 +58,8 @@ const (
 	// maxArchiveManifest bounds a manifest or index.json read from an
 	// archive, as the data plane bounds a pushed manifest.
 	maxArchiveManifest = 4 << 20
+	// copyBuffer is the buffer of archive reads and writes.
+	copyBuffer = 1 << 20
 )
 
 // Pipeline options (ACR's names).
@@ -269,7 +272,8 @@ func copyBlob(ctx context.Context, w io.Writer, blobs blob.Store, d digest.Diges
 		return fmt.Errorf("opening blob %s: %w", d, err)
 	}
 	defer func() { _ = rd.Close() }()
-	n, err := io.Copy(w, io.LimitReader(rd, size))
+	// Large buffers: the export is bound by the disk (or the network).
+	n, err := io.CopyBuffer(w, io.LimitReader(rd, size), make([]byte, copyBuffer))
 	if err != nil {
 		return fmt.Errorf("copying blob %s to the archive: %w", d, err)
 	}
@@ -326,7 +330,7 @@ func ReadArchive(ctx context.Context, r io.Reader, size int64, store meta.Store,
 	if prog != nil {
 		prog.Total.Store(size)
 	}
-	cr := &countingReader{r: r, p: prog}
+	cr := &countingReader{r: bufio.NewReaderSize(r, copyBuffer), p: prog}
 	tr := tar.NewReader(cr)
 	inArchive := map[digest.Digest]int64{}
 	var index *ociIndex
