@@ -192,6 +192,11 @@ func TestPipelineExportImportDirectory(t *testing.T) {
 	if err != nil || digest.FromBytes(got) != d1 {
 		t.Fatalf("skopeo read manifest %s, want %s (%v)", digest.FromBytes(got), d1, err)
 	}
+	// And an archive skopeo wrote imports like moat's own.
+	cmd = exec.Command(skopeo(t), "copy", "--insecure-policy", "dir:"+layout, "oci-archive:"+filepath.Join(out, "skopeo.tar")+":made/by-skopeo:v9")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("skopeo: %v\n%s", err, b)
+	}
 	leftovers, _ := filepath.Glob(filepath.Join(out, ".*"))
 	if len(leftovers) != 0 {
 		t.Fatalf("partial files left: %v", leftovers)
@@ -213,6 +218,13 @@ func TestPipelineExportImportDirectory(t *testing.T) {
 	}
 	if _, err := os.Stat(archive); !os.IsNotExist(err) {
 		t.Fatalf("DeleteSourceBlobOnSuccess: archive still there (%v)", err)
+	}
+	res = e.run("dst", "run3", RunRequest{PipelineResourceID: imp, Source: &RunStorage{Type: StorageTypeBlob, Name: "skopeo.tar"}})
+	if res.Response.Status != RunSucceeded {
+		t.Fatalf("import of skopeo's archive: %+v", res.Response)
+	}
+	if _, err := e.s.GetManifestByTag(e.ctx, "dst", "made/by-skopeo", "v9"); err != nil {
+		t.Fatalf("skopeo's artifact: %v", err)
 	}
 }
 
