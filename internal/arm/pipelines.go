@@ -621,6 +621,22 @@ func (h *handler) serveSecret(w http.ResponseWriter, r *http.Request, sr secretR
 			if !secretNameRE(sr.name) || !secretNameRE(sr.vault) {
 				return invalidParam("name", "vault and secret names are 1 to 127 letters, digits and '-'")
 			}
+			if _, err := h.o.Meta.GetResource(ctx, groupID(sr.sub, sr.rg)); errors.Is(err, meta.ErrNotFound) {
+				return groupNotFound(sr.rg)
+			} else if err != nil {
+				return err
+			}
+			// Vault names are unique in the deployment, as in Azure, so a
+			// keyVaultUri names one vault.
+			all, err := h.o.Meta.ListResources(ctx, "", transfer.SecretType)
+			if err != nil {
+				return err
+			}
+			for _, s := range all {
+				if strings.EqualFold(transfer.VaultOfSecret(s.ID), sr.vault) && !strings.HasPrefix(strings.ToLower(s.ID), strings.ToLower(sr.vaultID())+"/") {
+					return newError(http.StatusConflict, "VaultAlreadyExists", "a vault named '%s' already exists in another resource group", sr.vault)
+				}
+			}
 			var in secretBody
 			if err := decodeBody(r, &in); err != nil {
 				return err

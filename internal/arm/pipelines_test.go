@@ -47,6 +47,10 @@ func TestSecrets_ValueNeverAnswered(t *testing.T) {
 	e.want(e.do("PUT", vaultPath+"bad_name", kvAPI, `{"properties":{"value":"x"}}`), 400, "InvalidParameter", "")
 	// A reader may see metadata but not write.
 	e.want(e.doAs("reader", "PUT", vaultPath+"sas2", kvAPI, `{"properties":{"value":"x"}}`), 403, "AuthorizationFailed", "")
+	// Vault names are unique; the group must exist.
+	e.want(e.do("PUT", rgPath+"b", groupAPI, `{"location":"westeurope"}`), 201, "", "")
+	e.want(e.do("PUT", strings.Replace(vaultPath, "/rg1/", "/rg1b/", 1)+"s", kvAPI, `{"properties":{"value":"x"}}`), 409, "VaultAlreadyExists", "kv1")
+	e.want(e.do("PUT", strings.Replace(vaultPath, "/rg1/", "/nogroup/", 1)+"s", kvAPI, `{"properties":{"value":"x"}}`), 404, "ResourceGroupNotFound", "")
 	e.want(e.do("DELETE", vaultPath+"sas1", kvAPI, ""), 200, "", "")
 	e.want(e.do("GET", vaultPath+"sas1", kvAPI, ""), 404, "SecretNotFound", "")
 }
