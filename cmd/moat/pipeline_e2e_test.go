@@ -22,7 +22,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/moat-registry/moat/internal/storage/blob/azblob"
+	"github.com/moat-registry/moat/internal/storage/meta"
+	"github.com/moat-registry/moat/internal/storage/meta/sqlite"
 	"github.com/moat-registry/moat/internal/testsupport/azuritetest"
+	"github.com/moat-registry/moat/internal/transfer"
 )
 
 // TestTransferPipelinesEndToEnd drives transfer pipelines through the CLI
@@ -260,4 +263,95 @@ func tokenFor(t *testing.T, m *managedMoat, password string) (int, string) {
 	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestPipelineRunsSurviveRestart stops moat, leaves one run as a crashed
+// process would (Running) and one Queued, and starts moat again on the same
+// data: the first is failed with a message saying it was interrupted, the
+// second runs.
+func TestPipelineRunsSurviveRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	const password = "pipe-restart-1"
+	dataDir := filepath.Join(t.TempDir(), "data")
+	start := func() (*process, *managedMoat) {
+		p, url := startMoat(t, []string{"MOAT_ADMIN_PASSWORD=" + password}, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
+		m := &managedMoat{url: url, addr: strings.TrimPrefix(url, "https://")}
+		_, m.port, _ = strings.Cut(m.addr, ":")
+		m.http = clientTrusting(t, filepath.Join(dataDir, "ca.pem"), m.addr)
+		code, body := tokenFor(t, m, password)
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		if code != http.StatusOK || json.Unmarshal([]byte(body), &tok) != nil {
+			t.Fatalf("token: %d %s", code, body)
+		}
+		m.token = tok.AccessToken
+		return p, m
+	}
+	p, m := start()
+	const regs = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rs/providers/Microsoft.ContainerRegistry/registries/"
+	const api = "?api-version=2023-01-01-preview"
+	for _, c := range []struct{ method, path, body string }{
+		{http.MethodPut, "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rs?api-version=2021-04-01", `{"location":"local"}`},
+		{http.MethodPut, regs + "restart01?api-version=2023-07-01", `{"location":"local","sku":{"name":"Premium"}}`},
+		{http.MethodPut, regs + "restart01/exportPipelines/toDisk" + api,
+			`{"properties":{"target":{"type":"AzureStorageBlobContainer","uri":"file://` + t.TempDir() + `"}}}`},
+	} {
+		if code, body := pipeArm(t, m, c.method, c.path, c.body); code >= 300 {
+			t.Fatalf("%s %s: %d %s", c.method, c.path, code, body)
+		}
+	}
+	img, _ := random.Image(1024, 1)
+	ref, _ := name.ParseReference("restart01.localhost:" + m.port + "/app:v1")
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "admin", Password: password}), remote.WithTransport(m.http.Transport)); err != nil {
+		t.Fatal(err)
+	}
+	p.stop(t)
+
+	// What a crash mid-run leaves, and a run nobody picked up yet.
+	ctx := t.Context()
+	store, err := sqlite.Open(ctx, filepath.Join(dataDir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipeID := strings.TrimSuffix(regs, "/") + "/restart01/exportPipelines/toDisk"
+	for name, status := range map[string]string{"crashed": transfer.RunRunning, "waiting": transfer.RunQueued} {
+		props, _ := json.Marshal(transfer.RunProps{
+			Request:  transfer.RunRequest{PipelineResourceID: pipeID, Artifacts: []string{"app:v1"}, Target: &transfer.RunStorage{Type: transfer.StorageTypeBlob, Name: name + ".tar"}},
+			Response: transfer.RunResponse{Status: status}, ProvisioningState: transfer.ProvisioningCreating})
+		if _, err := store.PutResource(ctx, meta.Resource{ID: regs + "restart01/pipelineRuns/" + name, Type: transfer.PipelineRunType, Name: name, Properties: props}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	p, m = start()
+	defer p.stop(t)
+	want := map[string]string{"crashed": "Failed", "waiting": "Succeeded"}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(want) > 0 {
+		for n, st := range want {
+			code, body := pipeArm(t, m, http.MethodGet, regs+"restart01/pipelineRuns/"+n+api, "")
+			var run struct {
+				Properties transfer.RunProps `json:"properties"`
+			}
+			if code != http.StatusOK || json.Unmarshal([]byte(body), &run) != nil {
+				t.Fatalf("GET %s: %d %s", n, code, body)
+			}
+			if run.Properties.Response.Status == st {
+				if n == "crashed" && !strings.Contains(run.Properties.Response.PipelineRunErrorMessage, "interrupted") {
+					t.Fatalf("crashed run: %s", body)
+				}
+				delete(want, n)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("runs not settled after restart: %v", want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
