@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
+	"github.com/regclient/regclient"
+	"github.com/regclient/regclient/types/ref"
 
 	"github.com/moat-registry/moat/internal/manifest"
 	"github.com/moat-registry/moat/internal/storage/blob"
@@ -191,6 +193,28 @@ func TestPipelineExportImportDirectory(t *testing.T) {
 	got, err := os.ReadFile(filepath.Join(layout, "manifest.json"))
 	if err != nil || digest.FromBytes(got) != d1 {
 		t.Fatalf("skopeo read manifest %s, want %s (%v)", digest.FromBytes(got), d1, err)
+	}
+	// regclient (regctl image import) reads it too.
+	rc := regclient.New()
+	ocidir, err := os.MkdirTemp("", "regclient") // its paths are lower-case, unlike t.TempDir's
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(ocidir) })
+	rr, err := ref.New("ocidir://" + ocidir + ":v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	af, err := os.Open(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.ImageImport(e.ctx, rr, af, regclient.ImageWithImportName("app:v1")); err != nil {
+		t.Fatalf("regclient import: %v", err)
+	}
+	_ = af.Close()
+	if mh, err := rc.ManifestHead(e.ctx, rr); err != nil || mh.GetDescriptor().Digest.String() != d1.String() {
+		t.Fatalf("regclient read %v, want %s (%v)", mh, d1, err)
 	}
 	// And an archive skopeo wrote imports like moat's own.
 	cmd = exec.Command(skopeo(t), "copy", "--insecure-policy", "dir:"+layout, "oci-archive:"+filepath.Join(out, "skopeo.tar")+":made/by-skopeo:v9")
