@@ -382,6 +382,7 @@ func newACRCmd(cio cliIO) *cobra.Command {
 	cmd.AddCommand(newAuditCmd(cio, &out), newCheckAccessCmd(cio, &out)) // cli_audit.go
 	// cli_acr_login.go, cli_acr_credential.go
 	cmd.AddCommand(newACRLoginCmd(cio, &out), newACRCredentialCmd(cio, &out))
+	cmd.AddCommand(newTransferCmds(cio, &out)...) // cli_acr_pipeline.go
 	return cmd
 }
 

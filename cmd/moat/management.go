@@ -50,12 +50,14 @@ func newManagementPlane(o *serveOptions, deps planeDeps, logger *slog.Logger) ht
 		Domain:            o.domain,
 		ManagedIdentities: deps.ids,
 		Import:            deps.importer,
+		Pipelines:         deps.pipelines,
 	})
 }
 
 // planeDeps are what the planes share.
 type planeDeps struct {
 	importer         *transfer.Remote
+	pipelines        *transfer.Pipelines
 	meta             meta.Store
 	ids              *identity.Service
 	onRegistryChange func(ctx context.Context, name string)

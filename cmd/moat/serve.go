@@ -23,6 +23,7 @@ import (
 	"github.com/moat-registry/moat/internal/identity"
 	"github.com/moat-registry/moat/internal/server"
 	"github.com/moat-registry/moat/internal/server/localca"
+	"github.com/moat-registry/moat/internal/transfer"
 )
 
 const (
@@ -248,8 +249,10 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 	if err != nil {
 		return err
 	}
+	pipes := transfer.NewPipelines(transfer.PipelinesOptions{Meta: metaStore, Blobs: blobStore, Logger: logger})
 	mgmt := newManagementPlane(o, planeDeps{
 		importer:         importer,
+		pipelines:        pipes,
 		meta:             metaStore,
 		ids:              ids,
 		onRegistryChange: endpoints.afterChange(announceRegistryChange(metaStore, plane, logger)),
@@ -287,6 +290,11 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 		bg.stop()
 		logger.Debug("closing the stores")
 	}()
+	// Transfer pipeline runs and source triggers, on one replica at a time.
+	pctx, pstop := context.WithCancel(ctx)
+	pdone := make(chan struct{})
+	go func() { defer close(pdone); pipes.Run(pctx) }()
+	defer func() { pstop(); <-pdone }()
 
 	serving = true
 	return srv.Serve(ctx, ln)

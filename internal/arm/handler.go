@@ -54,6 +54,9 @@ type Options struct {
 	// Import reaches registries outside the deployment for importImage; nil
 	// refuses such sources (ImportSourceNotSupported).
 	Import *transfer.Remote
+	// Pipelines executes transfer pipeline runs (pipelines.go); nil
+	// refuses runs.
+	Pipelines *transfer.Pipelines
 }
 
 // maxBody bounds request bodies; registry bodies are a few KiB, 200 IP
@@ -188,6 +191,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveManagedIdentities,   // identities.go: service instances, userAssignedIdentities
 		h.servePrivateEndpoints,    // privateendpoints.go: Microsoft.Network, connections
 		h.serveDeployments,         // deployments.go: Microsoft.Resources/deployments
+		h.servePipelines,           // pipelines.go: export/import pipelines, runs, Key Vault secrets
 	} {
 		if serve(w, r) {
 			return
