@@ -179,7 +179,11 @@ func (h *Handler) challengeTrusted(q *request, e registryEntry, d netrule.Decisi
 	q.decision = decisionDenied
 	q.netReason = d.Reason + "; no credentials: challenged for a trusted service's token"
 	h.auditDenial(q, q.ip, q.netStep, q.netReason, e.policy.Version())
-	h.challenge(q, challengeScope(q), "", errNoCredentials)
+	// The body still says why, in the words of a denial: from here only a
+	// trusted service's token will do.
+	h.challengeHeader(q, challengeScope(q), "")
+	q.fail(&apiError{Code: codeUnauthorized, Cause: errNoCredentials,
+		Message: netrule.DeniedMessage(q.ip) + " Only a trusted service's token is accepted from this address."})
 	return true
 }
 

@@ -416,6 +416,9 @@ func TestTrustedServices_ChallengeRevealsAndAllowsNothing(t *testing.T) {
 		if c.method != http.MethodHead && strings.Contains(string(r.body), "MANIFEST") {
 			t.Errorf("%s %s: the challenge tells about the content: %s", c.method, c.path, r.body)
 		}
+		if c.method != http.MethodHead && !strings.Contains(string(r.body), "is not allowed access") {
+			t.Errorf("%s %s: the challenge's body does not say the address is refused: %s", c.method, c.path, r.body)
+		}
 	}
 	// The way on is closed to everyone but a verified trusted service.
 	e.do(http.MethodGet, "/oauth2/token?service=moat.localhost&scope=repository:app:pull", anon(), host(hostDefault)).wantError(t, http.StatusForbidden, "DENIED")
