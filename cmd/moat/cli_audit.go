@@ -18,7 +18,7 @@ import (
 
 var auditColumns = []column{
 	{"Time", "time"}, {"ClientIp", "clientIp"}, {"Endpoint", "endpoint"}, {"Allowed", "allowed"},
-	{"Step", "step"}, {"Method", "method"}, {"Path", "path"},
+	{"Step", "step"}, {"Principal", "principal"}, {"Reason", "reason"}, {"Method", "method"}, {"Path", "path"},
 }
 
 var checkAccessColumns = []column{
@@ -26,7 +26,7 @@ var checkAccessColumns = []column{
 }
 
 func newAuditCmd(cio cliIO, out *outputOptions) *cobra.Command {
-	cmd := &cobra.Command{Use: "audit", Short: "Read a registry's audit records of network denials", Args: noArgs, RunE: subcommandRequired}
+	cmd := &cobra.Command{Use: "audit", Short: "Read a registry's audit records (network denials, login lockouts)", Args: noArgs, RunE: subcommandRequired}
 	api := model.Latest().String()
 
 	var r registryRef

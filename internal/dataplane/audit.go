@@ -1,8 +1,9 @@
 package dataplane
 
-// Audit records of network denials (DESIGN.md §3). A denial must not wait
-// for the metadata store, so the request path only queues the record; one
-// writer goroutine per Handler, started by the first denial, stores it.
+// Audit records of network denials (DESIGN.md §3) and login lockouts. A
+// refusal must not wait for the metadata store, so the request path only
+// queues the record; one writer goroutine per Handler, started by the first
+// record, stores it.
 // When the queue is full (the store is slow or down, or a flood of refused
 // requests), records are dropped and counted in moat_audit_dropped_total;
 // the denial itself is still answered and logged.
@@ -54,7 +55,7 @@ func newAuditor(store meta.AuditStore, log *slog.Logger, reg prometheus.Register
 	dropped := prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "moat",
 		Name:      "audit_dropped_total",
-		Help:      "Audit records of network denials dropped because the queue to the metadata store was full or the write failed.",
+		Help:      "Audit records (network denials, login lockouts) dropped because the queue to the metadata store was full or the write failed.",
 	})
 	if reg != nil {
 		var err error
@@ -89,7 +90,7 @@ func (a *auditor) record(r meta.AuditRecord) {
 
 func (a *auditor) drop(why string) {
 	a.dropped.Inc()
-	a.logLimited("audit record of a network denial dropped", slog.String("why", why))
+	a.logLimited("audit record dropped", slog.String("why", why))
 }
 
 // logLimited logs at most once per auditLogEvery.
@@ -129,7 +130,7 @@ func (a *auditor) run() {
 func (a *auditor) write(ctx context.Context, r meta.AuditRecord) {
 	if err := a.store.AddAuditRecord(ctx, r); err != nil {
 		a.dropped.Inc()
-		a.logLimited("storing an audit record of a network denial failed",
+		a.logLimited("storing an audit record failed",
 			slog.String("registry", r.Registry), slog.Any("error", err))
 	}
 }
