@@ -235,8 +235,10 @@ func TestRunExclusive_WorkThatReturnsReleasesTheLease(t *testing.T) {
 func TestRunExclusive_LostLeaseCancelsTheWork(t *testing.T) {
 	ss := stores(t, 1)
 	const ttl = 300 * time.Millisecond
-	canceled := make(chan struct{})
-	started := make(chan struct{})
+	// Buffered: the work may run before the test waits, and a signal sent
+	// with select-default into an unbuffered channel would be lost.
+	canceled := make(chan struct{}, 1)
+	started := make(chan struct{}, 1)
 	stop := replicaRun(t, ss[0], "a", ttl, func(ctx context.Context) {
 		select {
 		case started <- struct{}{}:
