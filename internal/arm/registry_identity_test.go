@@ -297,4 +297,16 @@ func TestRegistryIdentity_Deployment(t *testing.T) {
 	if err != nil || str(r.body, "identity.principalId") != mi.PrincipalID {
 		t.Fatalf("deployed identity %v; service %+v, %v", r.body["identity"], mi, err)
 	}
+	// What-if of the same template: the identity it sets is there.
+	w := e.do("POST", deployPath+"ident/whatIf", deployAPI, deployBody(tpl, ""))
+	e.want(w, 200, "", "")
+	changes, _ := get(w.body, "properties.changes").([]any)
+	if len(changes) != 1 || get(changes[0].(map[string]any), "changeType") != "NoChange" {
+		t.Fatalf("what-if %s", w.raw)
+	}
+	// Redeploying keeps the principal.
+	wantState(t, e.deploy("ident", deployBody(tpl, "")), "Succeeded")
+	if got := str(e.do("GET", regPath+"tplident1", newest, "").body, "identity.principalId"); got != mi.PrincipalID {
+		t.Fatalf("redeploy changed the principal: %q, want %q", got, mi.PrincipalID)
+	}
 }
