@@ -20,6 +20,9 @@ import (
 //     UserAssigned in the type are refused rather than dropped.
 //   - A registry with type None shows no identity block (as ACR shows none
 //     for a registry created without one).
+//   - At most MaxUserAssignedIdentities user-assigned identities (the bound
+//     moat's identity service puts on one resource), so a body cannot make
+//     a request look up thousands.
 //   - Only the type and the user-assigned resource ids are stored, in the
 //     properties JSON under the moat-internal key "moatIdentity" that Shape
 //     never shows as a property. principalId, tenantId and the
@@ -40,6 +43,9 @@ var IdentityTypes = []string{IdentitySystemAssigned, IdentityUserAssigned, Ident
 // identityTypeList names the values in errors (the combined one quoted, as
 // it holds the list separator).
 const identityTypeList = "SystemAssigned, UserAssigned, 'SystemAssigned, UserAssigned', None"
+
+// MaxUserAssignedIdentities bounds a registry's user-assigned identities.
+const MaxUserAssignedIdentities = 64
 
 // CodeInvalidIdentityResourceID: a user-assigned identity key is not the id
 // of a Microsoft.ManagedIdentity/userAssignedIdentities resource.
@@ -156,6 +162,10 @@ func (rd *reader) identity(obj object, dst *Identity) {
 	}
 	user := typ == IdentityUserAssigned || typ == IdentitySystemAndUserAssigned
 	switch {
+	case len(ids) > MaxUserAssignedIdentities:
+		rd.fail(errorf(statusBadRequest, CodeInvalidRequestContent, path+".userAssignedIdentities",
+			"%s.userAssignedIdentities names %d identities, more than the limit of %d", path, len(ids), MaxUserAssignedIdentities))
+		return
 	case user && len(ids) == 0:
 		rd.fail(errorf(statusBadRequest, CodeInvalidRequestContent, path+".userAssignedIdentities",
 			"%s.type %q needs at least one identity in %s.userAssignedIdentities", path, typ, path))

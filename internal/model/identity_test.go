@@ -3,6 +3,7 @@ package model
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -67,6 +68,7 @@ func TestDecode_IdentityErrorsNameTheField(t *testing.T) {
 			"identity.userAssignedIdentities", CodeInvalidIdentityResourceID, `"/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Web/sites/x" is not the resource id`},
 		{`{"identity":{"type":"UserAssigned","userAssignedIdentities":{"` + uaiA + `/more":{}}}}`,
 			"identity.userAssignedIdentities", CodeInvalidIdentityResourceID, uaiA + `/more`},
+		{tooMany(), "identity.userAssignedIdentities", CodeInvalidRequestContent, "65 identities, more than the limit of 64"},
 	} {
 		_, err := Decode([]byte(tc.body), v, Defaults())
 		var me *Error
@@ -209,4 +211,17 @@ func FuzzDecodeIdentity(f *testing.F) {
 			}
 		}
 	})
+}
+
+func tooMany() string {
+	var b strings.Builder
+	b.WriteString(`{"identity":{"type":"UserAssigned","userAssignedIdentities":{`)
+	for i := range MaxUserAssignedIdentities + 1 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"%s%d":{}`, uaiA, i)
+	}
+	b.WriteString("}}}")
+	return b.String()
 }
