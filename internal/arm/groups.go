@@ -220,6 +220,9 @@ func (h *handler) deleteGroup(w http.ResponseWriter, r *http.Request, rt route) 
 		if err := h.o.Meta.DeleteRegistry(ctx, reg.Name); err != nil && !errors.Is(err, meta.ErrNotFound) {
 			return err
 		}
+		if err := h.deleteRegistryIdentity(ctx, reg.ResourceID); err != nil {
+			return err
+		}
 		h.changed(ctx, reg.Name)
 	}
 	if err := h.o.Meta.DeleteResource(ctx, id); err != nil && !errors.Is(err, meta.ErrNotFound) {

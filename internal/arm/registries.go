@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moat-registry/moat/internal/identity"
 	"github.com/moat-registry/moat/internal/model"
 	"github.com/moat-registry/moat/internal/rbac"
 	"github.com/moat-registry/moat/internal/storage/meta"
@@ -40,11 +41,11 @@ func (h *handler) load(ctx context.Context, rt route) (meta.Registry, model.Regi
 	if err != nil {
 		return meta.Registry{}, model.Registry{}, err
 	}
-	reg, err := h.decodeStored(stored)
+	reg, err := h.decodeStored(ctx, stored)
 	return stored, reg, err
 }
 
-func (h *handler) decodeStored(stored meta.Registry) (model.Registry, error) {
+func (h *handler) decodeStored(ctx context.Context, stored meta.Registry) (model.Registry, error) {
 	reg, err := model.UnmarshalStored(stored.Location, stored.SKU, stored.Properties, stored.Tags)
 	if err != nil {
 		return model.Registry{}, fmt.Errorf("stored registry %q: %w", stored.Name, err)
@@ -57,6 +58,9 @@ func (h *handler) decodeStored(stored meta.Registry) (model.Registry, error) {
 	}
 	if reg.Properties.ProvisioningState == "" {
 		reg.Properties.ProvisioningState = model.ProvisioningSucceeded
+	}
+	if err := h.resolveIdentity(ctx, stored.ResourceID, &reg); err != nil {
+		return model.Registry{}, err
 	}
 	return reg, nil
 }
@@ -125,6 +129,11 @@ func (h *handler) writeRegistry(w http.ResponseWriter, r *http.Request, rt route
 		if r.Method == http.MethodPut {
 			base = model.Defaults().WithReadOnly(old)
 		}
+		if r.Method == http.MethodPut && !v.HasIdentity() {
+			// The body could not name the identity: a PUT in an older
+			// api-version must not drop it (and delete its principal).
+			base.Identity = old.Identity
+		}
 		next, err := model.Decode(body, v, base)
 		if err != nil {
 			return err
@@ -139,6 +148,9 @@ func (h *handler) writeRegistry(w http.ResponseWriter, r *http.Request, rt route
 		if err := h.keepsPrivateLink(ctx, stored, next); err != nil {
 			return err
 		}
+		if err := h.checkRegistryIdentity(ctx, next.Identity); err != nil {
+			return err
+		}
 		now := time.Now().UTC()
 		if next.Properties.Policies.RetentionPolicy != old.Properties.Policies.RetentionPolicy {
 			next.Properties.Policies.RetentionPolicy.LastUpdatedTime = now
@@ -150,17 +162,41 @@ func (h *handler) writeRegistry(w http.ResponseWriter, r *http.Request, rt route
 		if err != nil {
 			return err
 		}
+		// The principal exists before the registry names it, so a stored
+		// SystemAssigned always has one; a failed store removes a principal
+		// this request created.
+		if next.Identity.System() {
+			if err := h.ensureRegistryIdentity(ctx, stored.ResourceID); err != nil {
+				return err
+			}
+		}
+		undo := func() {
+			if next.Identity.System() && !old.Identity.System() {
+				h.dropRegistryIdentity(ctx, stored.ResourceID)
+			}
+		}
 		saved, err := h.o.Meta.UpdateRegistry(ctx, rec)
 		if errors.Is(err, meta.ErrConflict) && attempt < maxAttempts {
+			undo()
 			continue
 		}
 		if errors.Is(err, meta.ErrConflict) {
+			undo()
 			return newError(http.StatusConflict, "Conflict", "registry '%s' changed while it was being updated; retry", rt.name)
 		}
 		if err != nil {
+			undo()
 			return err
 		}
+		if old.Identity.System() && !next.Identity.System() {
+			if err := h.deleteRegistryIdentity(ctx, stored.ResourceID); err != nil {
+				return err
+			}
+		}
 		h.changed(ctx, saved.Name)
+		if err := h.resolveIdentity(ctx, saved.ResourceID, &next); err != nil {
+			return err
+		}
 		return h.writeShape(w, r, http.StatusOK, saved, next, v)
 	}
 }
@@ -188,6 +224,9 @@ func (h *handler) createRegistry(w http.ResponseWriter, r *http.Request, rt rout
 	if err := model.Validate(nil, next, model.ValidationContext{IPRuleQuota: h.o.IPRuleQuota}); err != nil {
 		return err
 	}
+	if err := h.checkRegistryIdentity(ctx, next.Identity); err != nil {
+		return err
+	}
 	now := time.Now().UTC()
 	next.Properties.LoginServer = h.loginServer(rt.name)
 	next.Properties.CreationDate = now
@@ -195,11 +234,28 @@ func (h *handler) createRegistry(w http.ResponseWriter, r *http.Request, rt rout
 	if next.Properties.Policies.RetentionPolicy != base.Properties.Policies.RetentionPolicy {
 		next.Properties.Policies.RetentionPolicy.LastUpdatedTime = now
 	}
-	rec, err := record(meta.Registry{Name: strings.ToLower(rt.name), ResourceID: registryID(rt.sub, rt.rg, rt.name)}, next)
+	id := registryID(rt.sub, rt.rg, rt.name)
+	rec, err := record(meta.Registry{Name: strings.ToLower(rt.name), ResourceID: id}, next)
 	if err != nil {
 		return err
 	}
+	if h.o.ManagedIdentities != nil {
+		// A principal left by a registry deleted with its resource group
+		// (or by a failed request) is not this registry's: a new registry
+		// gets a new principal, as in Azure.
+		if err := h.deleteRegistryIdentity(ctx, id); err != nil {
+			return err
+		}
+	}
+	if next.Identity.System() {
+		if err := h.ensureRegistryIdentity(ctx, id); err != nil {
+			return err
+		}
+	}
 	saved, err := h.o.Meta.CreateRegistry(ctx, rec)
+	if err != nil && next.Identity.System() {
+		h.dropRegistryIdentity(ctx, id)
+	}
 	if errors.Is(err, meta.ErrAlreadyExists) {
 		return nameInUse(rt.name)
 	}
@@ -207,7 +263,110 @@ func (h *handler) createRegistry(w http.ResponseWriter, r *http.Request, rt rout
 		return err
 	}
 	h.changed(ctx, saved.Name)
+	if err := h.resolveIdentity(ctx, saved.ResourceID, &next); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusCreated, h.shape(saved, next, v))
+	return nil
+}
+
+// checkRegistryIdentity checks that a registry may have the identity want:
+// the identity service is configured, and every user-assigned identity
+// exists.
+func (h *handler) checkRegistryIdentity(ctx context.Context, want model.Identity) error {
+	if want.None() {
+		return nil
+	}
+	mis := h.o.ManagedIdentities
+	if mis == nil {
+		return &apiError{status: http.StatusNotImplemented, code: "NotImplemented", target: "identity",
+			message: "managed identities are not configured on this management plane: identity.type must be None"}
+	}
+	for _, ua := range want.UserAssigned {
+		res, err := h.o.Meta.GetResource(ctx, ua)
+		if err == nil && !strings.EqualFold(res.Type, typeUserAssigned.fullType()) {
+			err = meta.ErrNotFound
+		}
+		if err == nil {
+			_, err = mis.GetManagedIdentity(ctx, ua)
+			if errors.Is(err, identity.ErrManagedIdentityNotFound) {
+				err = meta.ErrNotFound
+			}
+		}
+		if errors.Is(err, meta.ErrNotFound) {
+			return &apiError{status: http.StatusBadRequest, code: "FailedIdentityOperation", target: "identity.userAssignedIdentities",
+				message: fmt.Sprintf("identity.userAssignedIdentities: the user-assigned identity %q was not found", ua)}
+		}
+		if err != nil {
+			return fmt.Errorf("reading user-assigned identity %s: %w", ua, err)
+		}
+	}
+	return nil
+}
+
+// ensureRegistryIdentity creates (or keeps) the registry's system-assigned
+// principal. moat does not act as the registry with it (no customer-managed
+// keys, no tasks): it exists to be shown, given roles and deleted.
+func (h *handler) ensureRegistryIdentity(ctx context.Context, regID string) error {
+	if _, err := h.o.ManagedIdentities.EnsureManagedIdentity(ctx, regID, false); err != nil {
+		return fmt.Errorf("creating the system-assigned identity of %s: %w", regID, err)
+	}
+	return nil
+}
+
+// deleteRegistryIdentity removes the registry's system-assigned principal,
+// if any.
+func (h *handler) deleteRegistryIdentity(ctx context.Context, regID string) error {
+	if h.o.ManagedIdentities == nil {
+		return nil
+	}
+	if err := h.o.ManagedIdentities.DeleteManagedIdentity(ctx, regID); err != nil {
+		return fmt.Errorf("removing the system-assigned identity of %s: %w", regID, err)
+	}
+	return nil
+}
+
+// dropRegistryIdentity is deleteRegistryIdentity on a path that already
+// fails: it logs instead.
+func (h *handler) dropRegistryIdentity(ctx context.Context, regID string) {
+	if err := h.deleteRegistryIdentity(ctx, regID); err != nil {
+		h.log.ErrorContext(ctx, "removing registry identity", "registry", regID, "err", err)
+	}
+}
+
+// resolveIdentity fills reg.IdentityDetails from the identity service. A
+// principal that is gone (a user-assigned identity deleted since) shows
+// without ids, as ARM shows a dangling reference.
+func (h *handler) resolveIdentity(ctx context.Context, regID string, reg *model.Registry) error {
+	reg.IdentityDetails = model.IdentityDetails{}
+	mis := h.o.ManagedIdentities
+	if reg.Identity.None() || mis == nil {
+		return nil
+	}
+	if reg.Identity.System() {
+		mi, err := mis.GetManagedIdentity(ctx, regID)
+		switch {
+		case err == nil:
+			reg.IdentityDetails.PrincipalID, reg.IdentityDetails.TenantID = mi.PrincipalID, mi.TenantID
+		case errors.Is(err, identity.ErrManagedIdentityNotFound):
+			h.log.WarnContext(ctx, "registry names a system-assigned identity that does not exist", "registry", regID)
+		default:
+			return fmt.Errorf("reading the system-assigned identity of %s: %w", regID, err)
+		}
+	}
+	if len(reg.Identity.UserAssigned) > 0 {
+		reg.IdentityDetails.UserAssigned = map[string]model.UserIdentityDetails{}
+	}
+	for _, ua := range reg.Identity.UserAssigned {
+		mi, err := mis.GetManagedIdentity(ctx, ua)
+		if errors.Is(err, identity.ErrManagedIdentityNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reading user-assigned identity %s: %w", ua, err)
+		}
+		reg.IdentityDetails.UserAssigned[strings.ToLower(ua)] = model.UserIdentityDetails{PrincipalID: mi.PrincipalID, ClientID: mi.ClientID}
+	}
 	return nil
 }
 
@@ -253,6 +412,11 @@ func (h *handler) deleteRegistry(w http.ResponseWriter, r *http.Request, rt rout
 		return err
 	}
 	if err := h.o.Meta.DeleteRegistry(ctx, stored.Name); err != nil && !errors.Is(err, meta.ErrNotFound) {
+		return err
+	}
+	// Its system-assigned identity goes with it (after the registry, so a
+	// failure leaves no registry naming a missing principal).
+	if err := h.deleteRegistryIdentity(ctx, stored.ResourceID); err != nil {
 		return err
 	}
 	// Child resources (pipelines, private endpoint connections) go with it.
@@ -303,7 +467,7 @@ func (h *handler) listRegistries(w http.ResponseWriter, r *http.Request, rt rout
 		} else if !ok {
 			continue
 		}
-		reg, err := h.decodeStored(stored)
+		reg, err := h.decodeStored(r.Context(), stored)
 		if err != nil {
 			return err
 		}

@@ -90,6 +90,7 @@ type feature struct {
 // policies) are in every supported version.
 var (
 	featPublicNetworkAccess = feature{since: "2019-12-01"} // with privateEndpointConnections, dataEndpointEnabled
+	featIdentity            = feature{since: "2019-12-01"} // the top-level identity block (with encryption)
 	featBypassOptions       = feature{since: "2020-11-01"} // networkRuleBypassOptions, zoneRedundancy
 	featExportPolicy        = feature{since: "2021-06-01"} // policies.exportPolicy, anonymousPullEnabled
 	featSoftDelete          = feature{since: "2022-02-01", previewOnly: true}

@@ -16,6 +16,9 @@
 //   - Read-only properties (loginServer, creationDate, provisioningState,
 //     privateEndpointConnections, sku.tier, lastUpdatedTime) are ignored in
 //     request bodies; unknown properties are ignored as ARM does.
+//   - The top-level identity block (identity.go) is decoded, validated and
+//     stored with the properties under a moat-internal key; its read-only
+//     ids come from the identity service through Registry.IdentityDetails.
 //   - A property that did not exist in the request's api-version is treated
 //     as unknown on input and left out of the output (see APIVersions).
 //   - Validate is a pure function of (old, new, context) that returns the

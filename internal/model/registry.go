@@ -2,6 +2,8 @@ package model
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -39,6 +41,12 @@ type Registry struct {
 	Tags       map[string]string
 	SKU        string
 	Properties Properties
+	// Identity is the registry's managed identity (see identity.go); it is
+	// stored with the properties under a moat-internal key.
+	Identity Identity
+	// IdentityDetails are the identity's read-only values for Shape, filled
+	// by the caller from the identity service; never stored.
+	IdentityDetails IdentityDetails
 }
 
 // Properties are the registry's ARM properties with ACR's JSON names; this is
@@ -150,6 +158,8 @@ func (r Registry) Clone() Registry {
 		r.Tags = t
 	}
 	r.Properties.NetworkRuleSet.IPRules = append([]IPRule{}, r.Properties.NetworkRuleSet.IPRules...)
+	r.Identity.UserAssigned = slices.Clone(r.Identity.UserAssigned)
+	r.IdentityDetails.UserAssigned = maps.Clone(r.IdentityDetails.UserAssigned)
 	return r
 }
 
@@ -179,6 +189,13 @@ func Decode(body []byte, v APIVersion, base Registry) (Registry, error) {
 	if pv, ok := field(root, "properties"); ok {
 		if po, ok := rd.obj(pv, "properties"); ok {
 			rd.properties(po, &out.Properties)
+		}
+	}
+	if v.HasIdentity() {
+		if iv, ok := field(root, "identity"); ok {
+			if idObj, ok := rd.obj(iv, "identity"); ok {
+				rd.identity(idObj, &out.Identity)
+			}
 		}
 	}
 	if rd.err != nil {
@@ -357,7 +374,7 @@ func (r Registry) Shape(id, name string, v APIVersion) map[string]any {
 	if tags == nil {
 		tags = map[string]string{}
 	}
-	return map[string]any{
+	out := map[string]any{
 		"id":         id,
 		"name":       name,
 		"type":       RegistryType,
@@ -366,6 +383,10 @@ func (r Registry) Shape(id, name string, v APIVersion) map[string]any {
 		"sku":        map[string]any{"name": r.SKU, "tier": Tier(r.SKU)},
 		"properties": props,
 	}
+	if ident := r.identityShape(); ident != nil && v.has(featIdentity) {
+		out["identity"] = ident
+	}
+	return out
 }
 
 func retentionShape(rp RetentionPolicy) map[string]any {
@@ -376,8 +397,21 @@ func retentionShape(rp RetentionPolicy) map[string]any {
 	return m
 }
 
-// MarshalProperties is the JSON moat stores for r.Properties.
-func (r Registry) MarshalProperties() ([]byte, error) { return json.Marshal(r.Properties) }
+// storedProperties is the stored form: the properties plus moat-internal
+// members that Shape never shows as properties.
+type storedProperties struct {
+	Properties
+	Identity *Identity `json:"moatIdentity,omitempty"`
+}
+
+// MarshalProperties is the JSON moat stores for r.Properties and r.Identity.
+func (r Registry) MarshalProperties() ([]byte, error) {
+	sp := storedProperties{Properties: r.Properties}
+	if !r.Identity.None() {
+		sp.Identity = &r.Identity
+	}
+	return json.Marshal(sp)
+}
 
 // UnmarshalStored rebuilds a registry from what the store keeps: its
 // location, SKU, properties JSON and tags JSON. Properties missing from an
@@ -388,8 +422,13 @@ func UnmarshalStored(location, sku string, properties, tags []byte) (Registry, e
 	// Only a stored true means defaulted (see SoftDeletePolicy).
 	r.Properties.Policies.SoftDeletePolicy.RetentionDaysDefaulted = false
 	if len(properties) > 0 {
-		if err := json.Unmarshal(properties, &r.Properties); err != nil {
+		sp := storedProperties{Properties: r.Properties}
+		if err := json.Unmarshal(properties, &sp); err != nil {
 			return Registry{}, err
+		}
+		r.Properties = sp.Properties
+		if sp.Identity != nil {
+			r.Identity = *sp.Identity
 		}
 	}
 	if r.Properties.NetworkRuleSet.IPRules == nil {
