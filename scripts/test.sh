@@ -97,6 +97,8 @@ count_results() {
 	failed=$((failed + n))
 	n=$(grep -cE '^\s*--- SKIP: ' "$log" || true)
 	skipped=$((skipped + n))
+	# Name every skipped test, with its reason (the line after), in the summary.
+	grep -A1 -E '^\s*--- SKIP: ' "$log" >>"$log_dir/skipped.txt" || true
 }
 
 # show_progress keeps the live output of `go test -v` short: package results,
@@ -267,6 +269,10 @@ elapsed=$(($(date +%s) - start_time))
 step "summary (${elapsed}s)"
 if ((${#failed_steps[@]} > 0)); then
 	printf 'failed: %s\n' "${failed_steps[*]}"
+fi
+if ((skipped > 0)); then
+	echo "skipped tests:"
+	grep -vE '^--$' "$log_dir/skipped.txt" || true
 fi
 echo "summary: ${passed} passed, ${failed} failed, ${skipped} skipped"
 if ((${#failed_steps[@]} > 0)); then

@@ -316,13 +316,21 @@ func TestFaultDatabaseRestartUnderLoad(t *testing.T) {
 	}
 	stop, done := make(chan struct{}), make(chan error, 1)
 	go load(stop, done)
-	time.Sleep(time.Second)
-	mu.Lock()
-	before := len(pushed)
-	mu.Unlock()
-	if before == 0 {
-		close(stop)
-		t.Fatalf("no push succeeded before the restart:\n%s", procs[0].output())
+	// Wait for the load to be under way (a few pushes done), however slow
+	// the machine: a fixed second was not always enough for the first push
+	// (bcrypt, a cold PostgreSQL) on a busy CI machine.
+	before := 0
+	for waitUntil := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		mu.Lock()
+		before = len(pushed)
+		mu.Unlock()
+		if before >= 3 {
+			break
+		}
+		if time.Now().After(waitUntil) {
+			close(stop)
+			t.Fatalf("only %d pushes succeeded in 30s before the restart:\n%s", before, procs[0].output())
+		}
 	}
 	restarted := time.Now()
 	pgtest.Restart(t, time.Second)

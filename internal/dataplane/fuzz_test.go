@@ -121,10 +121,15 @@ func FuzzOAuthForms(f *testing.F) {
 			if err := json.Unmarshal(rec.Body.Bytes(), &ok); err != nil || (ok["access_token"] == nil && ok["refresh_token"] == nil) {
 				t.Fatalf("%s %q: 200 without a token: %s", path, form, rec.Body)
 			}
-		case http.StatusBadRequest, http.StatusUnauthorized:
+		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusTooManyRequests:
+			// 429: the fuzzer's wrong passwords lock the client out, as
+			// brute force should.
 			var oe oauthError
 			if err := json.Unmarshal(rec.Body.Bytes(), &oe); err != nil || oe.Error == "" {
 				t.Fatalf("%s %q: %d without an OAuth error body: %s", path, form, rec.Code, rec.Body)
+			}
+			if rec.Code == http.StatusTooManyRequests && rec.Header().Get("Retry-After") == "" {
+				t.Fatalf("%s %q: 429 without Retry-After", path, form)
 			}
 		default:
 			t.Fatalf("%s %q: status %d: %s", path, form, rec.Code, rec.Body)

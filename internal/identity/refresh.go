@@ -33,7 +33,6 @@ package identity
 //     does not log out every docker client.
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -42,6 +41,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf16"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -170,19 +170,36 @@ func (s *Service) signStdBase64Safe(ctx context.Context, typ string, claims any)
 	return signing + "." + base64.RawURLEncoding.EncodeToString(sig), nil
 }
 
-// stdBase64SafeJSON escapes '?', '~' and DEL in JSON text. In JSON they can
-// only occur inside strings, where \uXXXX means the same character.
+// stdBase64SafeJSON makes JSON text whose base64url encoding has no '-' or
+// '_', so that it also decodes as standard base64. In ASCII only '?', '~'
+// and DEL (and '>', which json.Marshal already escapes) can produce those
+// sextets; any byte of a multi-byte UTF-8 sequence can. So those three and
+// every non-ASCII character are written as \uXXXX escapes (surrogate pairs
+// above U+FFFF); in JSON they can only occur inside strings, where an
+// escape means the same character.
 func stdBase64SafeJSON(b []byte) []byte {
-	if !bytes.ContainsAny(b, "?~\x7f") {
+	safe := true
+	for _, c := range b {
+		if c == '?' || c == '~' || c >= 0x7f {
+			safe = false
+			break
+		}
+	}
+	if safe {
 		return b
 	}
 	out := make([]byte, 0, len(b)+16)
-	for _, c := range b {
-		switch c {
-		case '?', '~', 0x7f:
-			out = fmt.Appendf(out, `\u%04x`, c)
+	for _, r := range string(b) {
+		switch {
+		case r == '?' || r == '~' || r == 0x7f:
+			out = fmt.Appendf(out, `\u%04x`, r)
+		case r < 0x80:
+			out = append(out, byte(r))
+		case r > 0xffff:
+			r1, r2 := utf16.EncodeRune(r)
+			out = fmt.Appendf(out, `\u%04x\u%04x`, r1, r2)
 		default:
-			out = append(out, c)
+			out = fmt.Appendf(out, `\u%04x`, r)
 		}
 	}
 	return out

@@ -71,7 +71,9 @@ func Decode(r meta.Resource) (Connection, error) {
 // RegistryOf returns the id and lower-case name of the registry a
 // connection id lies under, or ok false when id is not a connection id.
 func RegistryOf(connectionID string) (registryID, registry string, ok bool) {
-	i := strings.LastIndex(strings.ToLower(connectionID), "/"+strings.ToLower(ConnectionsSegment)+"/")
+	// ASCII case folding keeps byte offsets: strings.ToLower would turn an
+	// invalid byte into a three-byte U+FFFD and shift the index.
+	i := strings.LastIndex(asciiLower(connectionID), "/"+asciiLower(ConnectionsSegment)+"/")
 	if i <= 0 {
 		return "", "", false
 	}
@@ -81,6 +83,17 @@ func RegistryOf(connectionID string) (registryID, registry string, ok bool) {
 		return "", "", false
 	}
 	return registryID, strings.ToLower(registryID[j+1:]), true
+}
+
+// asciiLower lower-cases A–Z only, byte for byte.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // Endpoint is one private endpoint connection as the edge sees it.

@@ -255,8 +255,9 @@ func TestPreviewPropertiesWithBetaSDK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Transfer pipelines are served: a missing one is ResourceNotFound.
 	_, err = pipelines.Get(ctx, "beta", "betareg01", "pipe1", nil)
-	if !errors.As(err, &re) || re.StatusCode != http.StatusBadRequest || re.ErrorCode != "InvalidResourceType" {
+	if !errors.As(err, &re) || re.StatusCode != http.StatusNotFound || re.ErrorCode != "ResourceNotFound" {
 		t.Fatalf("export pipeline Get: %v", err)
 	}
 
