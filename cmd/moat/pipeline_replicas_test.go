@@ -40,7 +40,7 @@ type replicaSet struct {
 	token    string
 }
 
-func startPipelineReplicas(t *testing.T, n int, password string) *replicaSet {
+func startPipelineReplicas(t *testing.T, n int, password string, extra ...string) *replicaSet {
 	t.Helper()
 	dsn := pgtest.DSN(t)
 	az := azuritetest.Config(t)
@@ -52,8 +52,9 @@ func startPipelineReplicas(t *testing.T, n int, password string) *replicaSet {
 	}
 	rs := &replicaSet{password: password}
 	for range n {
-		p, u := startMoat(t, env, "serve", "--insecure-http", "--listen", "127.0.0.1:0",
-			"--data-dir", filepath.Join(t.TempDir(), "data"), "--pipeline-lease-ttl", "3s")
+		args := append([]string{"serve", "--insecure-http", "--listen", "127.0.0.1:0",
+			"--data-dir", filepath.Join(t.TempDir(), "data"), "--pipeline-lease-ttl", "3s"}, extra...)
+		p, u := startMoat(t, env, args...)
 		rs.procs, rs.urls = append(rs.procs, p), append(rs.urls, u)
 	}
 	form := "grant_type=password&client_id=04b07795-8ddb-461a-bbee-02f9e1bf7b46&username=admin&password=" + password +
