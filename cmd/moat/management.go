@@ -51,6 +51,7 @@ func newManagementPlane(o *serveOptions, deps planeDeps, logger *slog.Logger) ht
 		ManagedIdentities: deps.ids,
 		Import:            deps.importer,
 		Pipelines:         deps.pipelines,
+		ImportLease:       o.pipelineLease,
 	})
 }
 

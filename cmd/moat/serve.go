@@ -58,6 +58,7 @@ type serveOptions struct {
 	blobStore       string
 	blobRedirectTTL time.Duration
 	bodyStall       time.Duration
+	pipelineLease   time.Duration
 	// importCAFiles and importPlainHTTPLoopback: importconfig.go.
 	importCAFiles           []string
 	importPlainHTTPLoopback bool
@@ -83,6 +84,7 @@ func (o *serveOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&o.database, "database", "", "metadata store: postgres://… for replicas, sqlite:<path>; default <data-dir>/meta.db")
 	f.StringVar(&o.blobStore, "blob-store", "", "blob store: azblob://<account>/<container>[?endpoint=…], file:<dir>; default <data-dir>/blobs")
 	f.DurationVar(&o.blobRedirectTTL, "blob-redirect-ttl", 0, "answer blob downloads with a redirect to a SAS URL valid this long (azblob with an account key only; 0 = off, the default; see the README on network rules)")
+	f.DurationVar(&o.pipelineLease, "pipeline-lease-ttl", 30*time.Second, "lease of the replica running transfer pipelines and import operations: a dead replica's work moves to another within about this")
 	f.StringSliceVar(&o.importCAFiles, "import-ca-file", nil, "PEM CA certificates trusted, besides the system roots, for registries imported from (e.g. another moat's ca.pem)")
 	f.BoolVar(&o.importPlainHTTPLoopback, "import-plain-http-loopback", false, "allow importing over plain HTTP from loopback sources (tests, a local registry)")
 	f.VisitAll(func(fl *pflag.Flag) {
@@ -103,6 +105,8 @@ func (o *serveOptions) validate() error {
 		return fmt.Errorf("--shutdown-timeout must be positive, not %s", o.shutdownTimeout)
 	case o.bodyStall <= 0:
 		return fmt.Errorf("--body-stall-timeout must be positive, not %s", o.bodyStall)
+	case o.pipelineLease < time.Second:
+		return fmt.Errorf("--pipeline-lease-ttl must be at least 1s, not %s", o.pipelineLease)
 	case o.uploadTTL <= 0:
 		return fmt.Errorf("--upload-ttl must be positive, not %s", o.uploadTTL)
 	case o.maxManifestSize <= 0:
@@ -249,7 +253,7 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 	if err != nil {
 		return err
 	}
-	pipes := transfer.NewPipelines(transfer.PipelinesOptions{Meta: metaStore, Blobs: blobStore, Logger: logger})
+	pipes := transfer.NewPipelines(transfer.PipelinesOptions{Meta: metaStore, Blobs: blobStore, Logger: logger, Lease: o.pipelineLease})
 	mgmt := newManagementPlane(o, planeDeps{
 		importer:         importer,
 		pipelines:        pipes,

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/moat-registry/moat/internal/model"
 	"github.com/moat-registry/moat/internal/storage/meta"
@@ -57,6 +58,9 @@ type Options struct {
 	// Pipelines executes transfer pipeline runs (pipelines.go); nil
 	// refuses runs.
 	Pipelines *transfer.Pipelines
+	// ImportLease is the lease of a running importImage operation: a poll
+	// finding it unrenewed for this long fails it (import.go); 0 means 30s.
+	ImportLease time.Duration
 }
 
 // maxBody bounds request bodies; registry bodies are a few KiB, 200 IP

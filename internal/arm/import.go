@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/moat-registry/moat/internal/rbac"
+	"github.com/moat-registry/moat/internal/replica"
 	"github.com/moat-registry/moat/internal/storage/meta"
 	"github.com/moat-registry/moat/internal/transfer"
 )
@@ -22,11 +24,20 @@ import (
 // 202 while the import runs, 200 when it succeeded and the ARM error (4xx)
 // when it failed: the SDK keeps polling on 5xx, so a failure is never one.
 //
-// Operation state lives in this process's memory: a restart (or another
-// replica answering the poll) loses it and the poll answers 404
-// OperationNotFound. The import itself stores each manifest in its own
-// transaction and sets tags last, so an interrupted import leaves no tag on
-// a partial image; running it again finishes it.
+// An operation's state is a resource of the metadata store,
+// …/registries/{name}/importOperations/{id} (type importOpType), so any
+// replica answers the poll. The replica running the import holds a lease on
+// it: it renews the record's "expires" every importLease/3 (storing the
+// progress too; a poll reaching that replica reads the live counters). A
+// poll that finds a Running operation past its expiry (its replica died or
+// lost the database for a whole lease) marks it Failed (409
+// ImportInterrupted), conditionally on the record's version, and a runner
+// whose renewal finds the record changed stops its import. The import
+// itself stores each manifest in its own transaction and sets tags last, so
+// an interrupted import leaves no tag on a partial image; running it again
+// finishes it. Finished operations stay readable for importKeep. Expiry
+// compares wall clocks of replicas: they must agree to well within the
+// lease (--pipeline-lease-ttl).
 
 const (
 	importAction = "importImage"
@@ -40,21 +51,99 @@ const (
 	importKeep = time.Hour
 )
 
-type importOp struct {
-	registryID string // the target's ARM id as requested
-	progress   *transfer.Progress
-	done       bool
-	finished   time.Time
-	result     transfer.ImportResult
-	err        *apiError
+// importOpType is an import operation's resource type.
+const importOpType = "Microsoft.ContainerRegistry/registries/importOperations"
+
+// Operation states.
+const (
+	opRunning   = "Running"
+	opSucceeded = "Succeeded"
+	opFailed    = "Failed"
+)
+
+// importOpRecord is an operation's stored state.
+type importOpRecord struct {
+	Status   string                    `json:"status"`
+	Holder   string                    `json:"holder"`
+	Expires  time.Time                 `json:"expires"`
+	Finished *time.Time                `json:"finished,omitempty"`
+	Progress transfer.ProgressSnapshot `json:"progress"`
+	Result   *importStatusBody         `json:"result,omitempty"`
+	Error    *importOpError            `json:"error,omitempty"`
 }
 
-// importOps is the process's table of import operations; ids are random, so
-// handlers of one process can share it.
-var importOps = struct {
+// importOpError is a failed operation's ARM error.
+type importOpError struct {
+	Status  int    `json:"status"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Target  string `json:"target,omitempty"`
+}
+
+// defaultImportLease is the lease of a running import when Options leave it
+// zero.
+const defaultImportLease = 30 * time.Second
+
+// importHolder names this process in the records it runs.
+var importHolder = replica.NewHolderID()
+
+// liveImports are the progress counters of the imports this process runs,
+// by operation id: a poll reaching it answers them live.
+var liveImports = struct {
 	sync.Mutex
-	m map[string]*importOp
-}{m: map[string]*importOp{}}
+	m map[string]*transfer.Progress
+}{m: map[string]*transfer.Progress{}}
+
+// interruptedOp is the error of an operation whose runner stopped renewing.
+func interruptedOp() *importOpError {
+	return &importOpError{Status: http.StatusConflict, Code: "ImportInterrupted",
+		Message: "the import was interrupted: the moat replica running it stopped before it finished (no tag was set on a partial image); import again"}
+}
+
+func (h *handler) importLease() time.Duration {
+	if h.o.ImportLease > 0 {
+		return h.o.ImportLease
+	}
+	return defaultImportLease
+}
+
+func opID(regID, id string) string { return regID + "/" + importOpsSeg + "/" + id }
+
+func decodeOp(res meta.Resource) (importOpRecord, error) {
+	var rec importOpRecord
+	if err := json.Unmarshal(res.Properties, &rec); err != nil {
+		return rec, fmt.Errorf("reading import operation %s: %w", res.ID, err)
+	}
+	return rec, nil
+}
+
+// putOp stores rec over res (conditionally on res.Version when non-zero).
+func (h *handler) putOp(ctx context.Context, res meta.Resource, rec importOpRecord) (meta.Resource, error) {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return res, err
+	}
+	res.Properties = b
+	return h.o.Meta.PutResource(ctx, res)
+}
+
+// pruneOps deletes the registry's operations finished more than importKeep
+// ago.
+func (h *handler) pruneOps(ctx context.Context, regID string, now time.Time) {
+	ops, err := h.o.Meta.ListResources(ctx, regID+"/", importOpType)
+	if err != nil {
+		h.log.WarnContext(ctx, "listing import operations to prune", "error", err)
+		return
+	}
+	for _, res := range ops {
+		rec, err := decodeOp(res)
+		if err == nil && rec.Finished != nil && now.Sub(*rec.Finished) > importKeep {
+			if err := h.o.Meta.DeleteResource(ctx, res.ID); err != nil && !errors.Is(err, meta.ErrNotFound) {
+				h.log.WarnContext(ctx, "pruning an import operation", "operation", res.ID, "error", err)
+			}
+		}
+	}
+}
 
 // importRoute recognises the import paths: name and op ("" for the action).
 type importRoute struct {
@@ -192,35 +281,58 @@ func (h *handler) startImport(w http.ResponseWriter, r *http.Request, ir importR
 	if err != nil {
 		return err
 	}
-	op := &importOp{registryID: registryID(ir.sub, ir.rg, ir.name), progress: req.Progress}
-	importOps.Lock()
+	regID := registryID(ir.sub, ir.rg, ir.name)
 	now := time.Now()
-	for k, o := range importOps.m {
-		if o.done && now.Sub(o.finished) > importKeep {
-			delete(importOps.m, k)
-		}
+	h.pruneOps(r.Context(), regID, now)
+	lease := h.importLease()
+	opRes, err := h.putOp(r.Context(), meta.Resource{ID: opID(regID, id), Type: importOpType, Name: id},
+		importOpRecord{Status: opRunning, Holder: importHolder, Expires: now.Add(lease)})
+	if err != nil {
+		return fmt.Errorf("storing the import operation: %w", err)
 	}
-	importOps.m[id] = op
-	importOps.Unlock()
+	liveImports.Lock()
+	liveImports.m[id] = req.Progress
+	liveImports.Unlock()
 
 	// The import outlives the request: the client polls for its end.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), importTimeout)
 	go func() {
 		defer cancel()
+		defer func() {
+			liveImports.Lock()
+			delete(liveImports.m, id)
+			liveImports.Unlock()
+		}()
+		renewed := make(chan meta.Resource, 1)
+		stop := make(chan struct{})
+		go func() { renewed <- h.renewOp(ctx, cancel, opRes, req.Progress, lease, stop) }()
 		res, err := transfer.Import(ctx, h.o.Meta, req)
-		var ae *apiError
+		close(stop)
+		opRes := <-renewed
+		rec := importOpRecord{Status: opSucceeded, Holder: importHolder, Progress: req.Progress.Snapshot()}
 		if err != nil {
-			ae = importError(err)
+			ae := importError(err)
 			if ae.code == codeImportFailed {
 				h.log.ErrorContext(ctx, "import failed", "registry", req.TargetRegistry, "source", req.Source.SourceImage, "err", err)
 			}
+			rec.Status, rec.Error = opFailed, &importOpError{Status: ae.status, Code: ae.code, Message: ae.message, Target: ae.target}
 		} else {
 			h.log.InfoContext(ctx, "imported", "registry", req.TargetRegistry, "from", res.SourceRegistry,
 				"digest", res.Digest, "manifests", res.Manifests, "tags", res.Tags)
+			tags := res.Tags
+			if tags == nil {
+				tags = []string{}
+			}
+			rec.Result = &importStatusBody{Status: opSucceeded, SourceRegistry: res.SourceRegistry,
+				Digest: res.Digest.String(), Manifests: res.Manifests, Tags: tags, Repositories: res.Repositories}
 		}
-		importOps.Lock()
-		op.done, op.finished, op.result, op.err = true, time.Now(), res, ae
-		importOps.Unlock()
+		fin := time.Now()
+		rec.Finished, rec.Expires = &fin, fin
+		if _, err := h.putOp(context.WithoutCancel(ctx), opRes, rec); err != nil {
+			// Another replica declared it interrupted (we stopped renewing in
+			// time); its answer stands.
+			h.log.ErrorContext(ctx, "storing an import operation's outcome failed", "operation", opRes.ID, "error", err)
+		}
 	}()
 
 	loc := baseURL(r) + (&url.URL{Path: "/subscriptions/" + ir.sub + "/resourceGroups/" + ir.rg + "/providers/" + providerNS +
@@ -229,6 +341,43 @@ func (h *handler) startImport(w http.ResponseWriter, r *http.Request, ir importR
 	w.Header().Set("retry-after-ms", importRetryMs)
 	w.WriteHeader(http.StatusAccepted)
 	return nil
+}
+
+// renewOp extends the operation's lease and stores its progress every
+// lease/3 until stop is closed, and returns the record as last stored. When
+// a renewal finds the record changed (another replica declared the import
+// interrupted) or renewing fails until the lease may have expired, it
+// cancels the import.
+func (h *handler) renewOp(ctx context.Context, cancel context.CancelFunc, res meta.Resource, prog *transfer.Progress,
+	lease time.Duration, stop <-chan struct{}) meta.Resource {
+	t := time.NewTicker(lease / 3)
+	defer t.Stop()
+	deadline := time.Now().Add(lease)
+	for {
+		select {
+		case <-stop:
+			return res
+		case <-t.C:
+		}
+		sent := time.Now()
+		next, err := h.putOp(ctx, res, importOpRecord{Status: opRunning, Holder: importHolder, Expires: sent.Add(lease), Progress: prog.Snapshot()})
+		switch {
+		case err == nil:
+			res, deadline = next, sent.Add(lease)
+		case errors.Is(err, meta.ErrConflict) || errors.Is(err, meta.ErrNotFound):
+			h.log.WarnContext(ctx, "import operation taken over (declared interrupted); stopping the import", "operation", res.ID)
+			cancel()
+			<-stop
+			return res
+		case time.Now().Add(lease / 3).After(deadline):
+			h.log.ErrorContext(ctx, "renewing an import operation failed until its lease may have expired; stopping the import", "operation", res.ID, "error", err)
+			cancel()
+			<-stop
+			return res
+		default:
+			h.log.WarnContext(ctx, "renewing an import operation failed; trying again", "operation", res.ID, "error", err)
+		}
+	}
 }
 
 func newOpID() (string, error) {
@@ -260,38 +409,58 @@ func (h *handler) importStatus(w http.ResponseWriter, r *http.Request, ir import
 	if err := h.require(r, actionRead, registryID(ir.sub, ir.rg, ir.name)); err != nil {
 		return err
 	}
-	importOps.Lock()
-	op, ok := importOps.m[ir.op]
-	var done bool
-	var res transfer.ImportResult
-	var ae *apiError
-	var prog transfer.ProgressSnapshot
-	if ok {
-		ok = strings.EqualFold(op.registryID, registryID(ir.sub, ir.rg, ir.name))
-		done, res, ae = op.done, op.result, op.err
-		prog = op.progress.Snapshot()
-	}
-	importOps.Unlock()
-	if !ok {
+	regID := registryID(ir.sub, ir.rg, ir.name)
+	res, err := h.o.Meta.GetResource(r.Context(), opID(regID, ir.op))
+	if errors.Is(err, meta.ErrNotFound) || err == nil && !strings.EqualFold(res.Type, importOpType) {
 		return newError(http.StatusNotFound, "OperationNotFound",
-			"no import operation %q on registry '%s' (import status is kept in memory for an hour and lost when moat restarts)", ir.op, ir.name)
+			"no import operation %q on registry '%s' (a finished import's status is kept for an hour)", ir.op, ir.name)
 	}
-	if !done {
+	if err != nil {
+		return err
+	}
+	rec, err := decodeOp(res)
+	if err != nil {
+		return err
+	}
+	if rec.Status == opRunning && time.Now().After(rec.Expires) {
+		// Its replica stopped renewing: the import is over, unfinished.
+		fin := time.Now()
+		failed := importOpRecord{Status: opFailed, Holder: rec.Holder, Expires: fin, Finished: &fin, Progress: rec.Progress, Error: interruptedOp()}
+		switch _, err := h.putOp(r.Context(), res, failed); {
+		case err == nil:
+			h.log.WarnContext(r.Context(), "import operation interrupted: its replica stopped renewing it", "operation", res.ID, "holder", rec.Holder)
+			rec = failed
+		case errors.Is(err, meta.ErrConflict):
+			// Renewed or finished meanwhile: answer Running; the next poll
+			// reads the news.
+		default:
+			return err
+		}
+	}
+	switch rec.Status {
+	case opRunning:
+		liveImports.Lock()
+		if p, ok := liveImports.m[ir.op]; ok {
+			rec.Progress = p.Snapshot()
+		}
+		liveImports.Unlock()
 		w.Header().Set("Location", baseURL(r)+r.URL.RequestURI())
 		w.Header().Set("retry-after-ms", importRetryMs)
-		writeJSON(w, http.StatusAccepted, importRunningBody{Status: "Running", Progress: prog})
+		writeJSON(w, http.StatusAccepted, importRunningBody{Status: "Running", Progress: rec.Progress})
 		return nil
+	case opSucceeded:
+		if rec.Result != nil {
+			writeJSON(w, http.StatusOK, rec.Result)
+			return nil
+		}
+	case opFailed:
+		if e := rec.Error; e != nil {
+			ae := newError(e.Status, e.Code, "%s", e.Message)
+			ae.target = e.Target
+			return ae
+		}
 	}
-	if ae != nil {
-		return ae
-	}
-	tags, repos := res.Tags, res.Repositories
-	if tags == nil {
-		tags = []string{}
-	}
-	writeJSON(w, http.StatusOK, importStatusBody{Status: "Succeeded", SourceRegistry: res.SourceRegistry,
-		Digest: res.Digest.String(), Manifests: res.Manifests, Tags: tags, Repositories: repos})
-	return nil
+	return fmt.Errorf("import operation %s has an unreadable state %q", res.ID, rec.Status)
 }
 
 const codeImportFailed = "ImportFailed"

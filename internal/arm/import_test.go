@@ -162,7 +162,7 @@ func TestImportImage_Protocol(t *testing.T) {
 	}
 	// The operation belongs to its registry.
 	e.want(e.do("GET", strings.Replace(path, "/dstreg/", "/srcreg/", 1), "", ""), http.StatusNotFound, "OperationNotFound", "")
-	e.want(e.do("GET", regPath+"dstreg/importOperations/nope", newest, ""), http.StatusNotFound, "OperationNotFound", "lost when moat restarts")
+	e.want(e.do("GET", regPath+"dstreg/importOperations/nope", newest, ""), http.StatusNotFound, "OperationNotFound", "kept for an hour")
 	e.want(e.do("GET", regPath+"dstreg/importImage", newest, ""), http.StatusMethodNotAllowed, "HttpMethodNotSupported", "")
 	e.want(e.do("POST", regPath+"dstreg/importImage", "", body), http.StatusBadRequest, "MissingApiVersionParameter", "")
 	e.want(e.do("POST", regPath+"dstreg/importImage", newest, `{"source":`), http.StatusBadRequest, "InvalidRequestContent", "")

@@ -201,7 +201,11 @@ func (h *handler) listPipelineResources(w http.ResponseWriter, r *http.Request, 
 	}
 	items := []any{}
 	for _, res := range all {
-		items = append(items, pipelineShape(res))
+		shape, err := h.withTriggerStatus(r, res)
+		if err != nil {
+			return err
+		}
+		items = append(items, shape)
 	}
 	h.writePage(w, r, items)
 	return nil
@@ -221,8 +225,31 @@ func (h *handler) getPipelineResource(w http.ResponseWriter, r *http.Request, pr
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, pipelineShape(res))
+	shape, err := h.withTriggerStatus(r, res)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, shape)
 	return nil
+}
+
+// withTriggerStatus is pipelineShape plus, for an import pipeline whose
+// source trigger has failed at some point, the read-only moat-only
+// properties.moatSourceTrigger (state, lastError, lastErrorTime, since)
+// that the transfer worker stores, so any replica answers it.
+func (h *handler) withTriggerStatus(r *http.Request, res meta.Resource) (map[string]any, error) {
+	shape := pipelineShape(res)
+	if !strings.EqualFold(res.Type, transfer.ImportPipelineType) {
+		return shape, nil
+	}
+	st, err := transfer.TriggerStatusOf(r.Context(), h.o.Meta, res.ID)
+	if err != nil || st == nil {
+		return shape, err
+	}
+	if props, ok := shape["properties"].(map[string]any); ok {
+		props["moatSourceTrigger"] = st
+	}
+	return shape, nil
 }
 
 func (h *handler) deletePipelineResource(w http.ResponseWriter, r *http.Request, pr pipelineRoute) error {

@@ -26,6 +26,13 @@ package transfer
 //     the name is recorded (a child resource of the pipeline) before its run
 //     starts, so neither a restart nor another replica imports it twice.
 //     Recreating the pipeline forgets the names.
+//   - A source trigger whose source fails (unreachable, missing secret, a
+//     listing error) is logged when its state changes and at most once per
+//     triggerLogEvery while it persists, not at every poll; the state
+//     (Healthy or Failing, the last error and when) is stored as a child
+//     resource of the pipeline, written only on a change, and answered on
+//     the pipeline's GET as the read-only moat-only property
+//     properties.moatSourceTrigger (see TriggerStatusOf).
 //   - Secrets (the storage credentials) are Microsoft.KeyVault/vaults/secrets
 //     resources whose value is kept in the resource's properties and never
 //     answered by the API; a pipeline's keyVaultUri
@@ -58,6 +65,7 @@ const (
 	PipelineRunType      = "Microsoft.ContainerRegistry/registries/pipelineRuns"
 	SecretType           = "Microsoft.KeyVault/vaults/secrets"
 	processedArchiveType = "Microsoft.ContainerRegistry/registries/importPipelines/processedArchives"
+	triggerStatusType    = "Microsoft.ContainerRegistry/registries/importPipelines/triggerStatus"
 	pipelineLease        = "transfer-pipelines"
 )
 
@@ -243,6 +251,9 @@ type Pipelines struct {
 	lease  time.Duration
 	holder string
 	wake   chan struct{}
+	// trig is each import pipeline's trigger health as this worker last
+	// saw it (only the worker goroutine touches it).
+	trig map[string]*triggerHealth
 }
 
 // PipelinesOptions configure NewPipelines.
@@ -261,7 +272,7 @@ type PipelinesOptions struct {
 // NewPipelines returns the worker; start it with Run.
 func NewPipelines(o PipelinesOptions) *Pipelines {
 	p := &Pipelines{meta: o.Meta, blobs: o.Blobs, log: o.Logger, poll: o.Poll, lease: o.Lease,
-		holder: replica.NewHolderID(), wake: make(chan struct{}, 1)}
+		holder: replica.NewHolderID(), wake: make(chan struct{}, 1), trig: map[string]*triggerHealth{}}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
@@ -569,6 +580,7 @@ func (p *Pipelines) pollTriggers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	seen := map[string]bool{}
 	for _, pipe := range pipes {
 		if ctx.Err() != nil {
 			return nil
@@ -577,8 +589,16 @@ func (p *Pipelines) pollTriggers(ctx context.Context) error {
 		if err := json.Unmarshal(pipe.Properties, &pp); err != nil || !pp.TriggerOn() || pp.Source == nil {
 			continue
 		}
-		if err := p.pollOne(ctx, pipe, pp); err != nil {
-			p.log.Warn("import pipeline source trigger", "pipeline", pipe.ID, "error", err)
+		err := p.pollOne(ctx, pipe, pp)
+		if ctx.Err() != nil {
+			return nil
+		}
+		seen[triggerKey(pipe)] = true
+		p.triggerOutcome(ctx, pipe, err, time.Now())
+	}
+	for k := range p.trig {
+		if !seen[k] {
+			delete(p.trig, k) // deleted, disabled or recreated
 		}
 	}
 	return nil
@@ -628,4 +648,123 @@ func (p *Pipelines) pollOne(ctx context.Context, pipe meta.Resource, pp Pipeline
 		p.execute(ctx, run, props)
 	}
 	return nil
+}
+
+// triggerLogEvery bounds how often a persisting trigger failure is logged.
+const triggerLogEvery = time.Minute
+
+// Trigger states (TriggerStatus.State).
+const (
+	TriggerHealthy = "Healthy"
+	TriggerFailing = "Failing"
+)
+
+// TriggerStatus is an import pipeline's source trigger health: the
+// moat-only read-only properties.moatSourceTrigger.
+type TriggerStatus struct {
+	// State is Healthy or Failing.
+	State string `json:"state"`
+	// LastError and LastErrorTime are the most recent failure, kept after
+	// the trigger recovers.
+	LastError     string     `json:"lastError,omitempty"`
+	LastErrorTime *time.Time `json:"lastErrorTime,omitempty"`
+	// Since is when State began.
+	Since time.Time `json:"since"`
+}
+
+type triggerHealth struct {
+	status  TriggerStatus
+	logged  time.Time // last log of the current failure
+	message string    // the failure last stored
+}
+
+// triggerStep is the pure decision behind triggerOutcome: given the health
+// seen so far (nil: never polled by this worker) and a poll's error at now,
+// it returns the new health, whether to log and whether to store it.
+func triggerStep(prev *triggerHealth, pollErr error, now time.Time) (next triggerHealth, logIt, store bool) {
+	if prev != nil {
+		next = *prev
+	}
+	if pollErr == nil {
+		if prev != nil && prev.status.State == TriggerHealthy {
+			return next, false, false
+		}
+		next.status.State, next.status.Since = TriggerHealthy, now
+		// A worker that never saw a failure stores Healthy only to replace
+		// a Failing another worker may have left.
+		return next, prev != nil, true
+	}
+	msg := pollErr.Error()
+	failing := prev != nil && prev.status.State == TriggerFailing
+	t := now
+	next.status.LastError, next.status.LastErrorTime = msg, &t
+	if !failing {
+		next.status.State, next.status.Since = TriggerFailing, now
+		next.logged, next.message = now, msg
+		return next, true, true
+	}
+	if msg != prev.message {
+		next.message = msg
+		store = true
+	}
+	if now.Sub(prev.logged) >= triggerLogEvery {
+		next.logged = now
+		logIt = true
+	}
+	return next, logIt, store
+}
+
+// triggerKey tells a recreated pipeline from its predecessor.
+func triggerKey(pipe meta.Resource) string {
+	return strings.ToLower(pipe.ID) + "@" + pipe.CreatedAt.UTC().Format(time.RFC3339Nano)
+}
+
+// triggerOutcome records one poll of pipe's trigger.
+func (p *Pipelines) triggerOutcome(ctx context.Context, pipe meta.Resource, pollErr error, now time.Time) {
+	pipeID, key := pipe.ID, triggerKey(pipe)
+	next, logIt, store := triggerStep(p.trig[key], pollErr, now)
+	p.trig[key] = &next
+	if logIt {
+		if pollErr != nil {
+			p.log.Warn("import pipeline source trigger failing", "pipeline", pipeID, "since", next.status.Since, "error", pollErr)
+		} else {
+			p.log.Info("import pipeline source trigger works again", "pipeline", pipeID)
+		}
+	}
+	if !store {
+		return
+	}
+	if pollErr == nil && next.status.LastError == "" {
+		// Healthy and never failed here: only clear a stored failure.
+		cur, err := TriggerStatusOf(ctx, p.meta, pipeID)
+		if err != nil || cur == nil || cur.State == TriggerHealthy {
+			return
+		}
+		next.status.LastError, next.status.LastErrorTime = cur.LastError, cur.LastErrorTime
+		p.trig[key] = &next
+	}
+	b, err := json.Marshal(next.status)
+	if err == nil {
+		_, err = p.meta.PutResource(ctx, meta.Resource{ID: pipeID + "/triggerStatus/default", Type: triggerStatusType, Name: "default", Properties: b})
+	}
+	if err != nil && ctx.Err() == nil {
+		p.log.Warn("storing an import pipeline trigger's status failed", "pipeline", pipeID, "error", err)
+	}
+}
+
+// TriggerStatusOf returns the stored trigger health of an import pipeline,
+// or nil when its trigger has never been polled (or only ever worked).
+func TriggerStatusOf(ctx context.Context, store meta.ResourceStore, pipeID string) (*TriggerStatus, error) {
+	res, err := store.GetResource(ctx, pipeID+"/triggerStatus/default")
+	if errors.Is(err, meta.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the trigger status of %s: %w", pipeID, err)
+	}
+	var st TriggerStatus
+	if err := json.Unmarshal(res.Properties, &st); err != nil {
+		return nil, fmt.Errorf("reading the trigger status of %s: %w", pipeID, err)
+	}
+	return &st, nil
 }

@@ -1,0 +1,105 @@
+package arm
+
+import (
+	"encoding/json"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/moat-registry/moat/internal/storage/blob/fs"
+	"github.com/moat-registry/moat/internal/storage/meta"
+	"github.com/moat-registry/moat/internal/transfer"
+)
+
+// TestImportOperationLease covers the operation's lease in one process:
+// a Running record past its expiry is failed by the poll (ImportInterrupted,
+// stored), and a runner whose record was taken over stops its import and
+// sets no tag.
+func TestImportOperationLease(t *testing.T) {
+	e := newEnv(t)
+	bs, err := fs.New(filepath.Join(t.TempDir(), "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.h.o.Import = &transfer.Remote{Blobs: bs, PlainHTTPLoopback: true, Backoff: time.Millisecond}
+	e.h.o.ImportLease = 300 * time.Millisecond
+	e.group()
+	e.registry("dstreg", "Premium")
+	regID := regPath + "dstreg"
+
+	// A record left by a replica that died.
+	past := time.Now().Add(-time.Minute)
+	b, _ := json.Marshal(importOpRecord{Status: opRunning, Holder: "dead/1/x", Expires: past})
+	if _, err := e.store.PutResource(t.Context(), meta.Resource{ID: opID(regID, "deadop"), Type: importOpType, Name: "deadop", Properties: b}); err != nil {
+		t.Fatal(err)
+	}
+	e.want(e.do("GET", regID+"/importOperations/deadop", newest, ""), http.StatusConflict, "ImportInterrupted", "interrupted")
+	res, err := e.store.GetResource(t.Context(), opID(regID, "deadop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, _ := decodeOp(res); rec.Status != opFailed || rec.Finished == nil {
+		t.Fatalf("stored after the poll: %s", res.Properties)
+	}
+
+	// A live import whose record another replica took over.
+	canceled := make(chan struct{}, 1)
+	hold := make(chan struct{})
+	defer close(hold)
+	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	src := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") && r.Header.Get(transfer.ImportHeader) != "" {
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+				select {
+				case canceled <- struct{}{}:
+				default:
+				}
+				return
+			}
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	defer src.Close()
+	host := strings.TrimPrefix(src.URL, "http://")
+	img, _ := random.Image(512, 1)
+	ref, _ := name.ParseReference(host + "/app:v1")
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do("POST", regID+"/importImage", newest, `{"source":{"registryUri":"`+host+`","sourceImage":"app:v1"},"targetTags":["app:v1"]}`)
+	e.want(r, http.StatusAccepted, "", "")
+	path := strings.TrimPrefix(r.header.Get("Location"), "http://example.com")
+	opName := path[strings.LastIndex(path, "/")+1 : strings.Index(path, "?")]
+	time.Sleep(500 * time.Millisecond) // past the lease: renewals keep it alive
+	e.want(e.do("GET", path, "", ""), http.StatusAccepted, "", "")
+	res, err = e.store.GetResource(t.Context(), opID(regID, opName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = json.Marshal(importOpRecord{Status: opFailed, Holder: "other", Error: interruptedOp(), Finished: &past})
+	res.Properties = b
+	if _, err := e.store.PutResource(t.Context(), res); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-canceled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the taken-over import was not stopped")
+	}
+	e.want(e.do("GET", path, "", ""), http.StatusConflict, "ImportInterrupted", "")
+	if _, err := e.store.GetManifestByTag(t.Context(), "dstreg", "app", "v1"); err == nil {
+		t.Fatal("the stopped import set a tag")
+	}
+}
