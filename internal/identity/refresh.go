@@ -189,12 +189,12 @@ func stdBase64SafeJSON(b []byte) []byte {
 		return b
 	}
 	out := make([]byte, 0, len(b)+16)
-	for _, r := range string(b) {
+	for i, r := range string(b) {
 		switch {
 		case r == '?' || r == '~' || r == 0x7f:
 			out = fmt.Appendf(out, `\u%04x`, r)
 		case r < 0x80:
-			out = append(out, byte(r))
+			out = append(out, b[i])
 		case r > 0xffff:
 			r1, r2 := utf16.EncodeRune(r)
 			out = fmt.Appendf(out, `\u%04x\u%04x`, r1, r2)
