@@ -191,7 +191,6 @@ func FuzzParsePrincipalRoute(f *testing.F) {
 	})
 }
 
-
 func sget(m map[string]any, path string) string {
 	s, _ := get(m, path).(string)
 	return s
