@@ -132,6 +132,11 @@ func TestPrincipalsEndToEnd(t *testing.T) {
 		t.Fatalf("push with the new secret: %v", err)
 	}
 
+	spCfg := filepath.Join(t.TempDir(), "sp")
+	if r := cli(t, spCfg, []string{"MOAT_PASSWORD=" + newSecret}, "", "login", "--server", m.url, "--ca-file", caFile, "--service-principal", "-u", appID, "--tenant", tenant); r.code != 0 {
+		t.Fatalf("moat login as the service principal: %s", r.stderr)
+	}
+
 	// Deleting the principal: its secret and its role assignments go.
 	cliOK(t, cfg, "ad", "sp", "delete", "--id", appID)
 	if err := push("v3", newSecret); err == nil {
