@@ -119,10 +119,18 @@ func (s *Service) CreateUser(ctx context.Context, name, password, displayName st
 	if err != nil {
 		return User{}, "", fmt.Errorf("identity: encoding user %q: %w", name, err)
 	}
-	if _, err := s.store.GetPrincipalByName(ctx, KindUser, name); err == nil {
-		return User{}, "", fmt.Errorf("%w: %s", ErrUserExists, name)
-	} else if !errors.Is(err, meta.ErrNotFound) {
-		return User{}, "", fmt.Errorf("identity: looking up user %q: %w", name, err)
+	// User principal names are case-insensitive in Entra: "Admin" must not
+	// sit beside "admin". The store's uniqueness is exact, so compare here
+	// (two creators racing with names differing only in case can both win;
+	// user creation is a rare admin action).
+	existing, err := s.store.ListPrincipals(ctx, KindUser)
+	if err != nil {
+		return User{}, "", fmt.Errorf("identity: listing users: %w", err)
+	}
+	for _, e := range existing {
+		if strings.EqualFold(e.Name, name) {
+			return User{}, "", fmt.Errorf("%w: %s", ErrUserExists, e.Name)
+		}
 	}
 	p := meta.Principal{ID: uuid.NewString(), Kind: KindUser, Name: name, SecretHash: hash, Properties: raw}
 	// The store refuses a second user of that name with another id, so a

@@ -61,6 +61,9 @@ func TestUser_Lifecycle(t *testing.T) {
 	if _, _, err := s.CreateUser(ctx, "admin", "another-password", ""); !errors.Is(err, ErrUserExists) {
 		t.Fatalf("a second admin: %v", err)
 	}
+	if _, _, err := s.CreateUser(ctx, "ADMIN", "another-password", ""); !errors.Is(err, ErrUserExists) {
+		t.Fatalf("the admin in other case: %v", err)
+	}
 	if _, _, err := s.CreateUser(ctx, "weak", "short", ""); !errors.Is(err, ErrWeakPassword) {
 		t.Fatalf("weak: %v", err)
 	}
