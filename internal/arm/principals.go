@@ -204,11 +204,13 @@ func (h *handler) principalRoute(w http.ResponseWriter, r *http.Request, pr prin
 		if err != nil {
 			return principalErr(err)
 		}
-		if err := admin.DeleteServicePrincipal(ctx, sp.AppID); err != nil {
-			return principalErr(err)
-		}
+		// Assignments first: should the principal's deletion then fail, it
+		// is left with fewer rights, never its assignments with no owner.
 		if err := h.deleteAssignmentsOf(r, sp.ObjectID); err != nil {
 			return err
+		}
+		if err := admin.DeleteServicePrincipal(ctx, sp.AppID); err != nil {
+			return principalErr(err)
 		}
 		h.log.InfoContext(ctx, "deleted service principal", "app_id", sp.AppID, "by", principalOf(ctx).ID)
 		w.WriteHeader(http.StatusNoContent)
@@ -262,6 +264,7 @@ func (h *handler) userRoute(w http.ResponseWriter, r *http.Request, admin Princi
 		shown := ""
 		if body.Password == "" {
 			shown = pw // generated: this is the only time it can be seen
+			w.Header().Set("Cache-Control", "no-store")
 		}
 		writeJSON(w, http.StatusCreated, userShape(u, shown))
 	case r.Method == http.MethodPost:
@@ -283,15 +286,22 @@ func (h *handler) userRoute(w http.ResponseWriter, r *http.Request, admin Princi
 		shown := ""
 		if body.Password == "" {
 			shown = pw
+			w.Header().Set("Cache-Control", "no-store")
 		}
 		writeJSON(w, http.StatusOK, userShape(u, shown))
 	case r.Method == http.MethodDelete:
-		u, err := admin.DeleteUser(ctx, pr.name)
+		u, err := admin.GetUser(ctx, pr.name)
 		if err != nil {
 			return principalErr(err)
 		}
+		if u.UserPrincipalName == identity.AdminName {
+			return principalErr(identity.ErrProtectedPrincipal)
+		}
 		if err := h.deleteAssignmentsOf(r, u.ObjectID); err != nil {
 			return err
+		}
+		if _, err := admin.DeleteUser(ctx, u.UserPrincipalName); err != nil {
+			return principalErr(err)
 		}
 		h.log.InfoContext(ctx, "deleted user", "user", u.UserPrincipalName, "by", principalOf(ctx).ID)
 		w.WriteHeader(http.StatusNoContent)

@@ -152,7 +152,23 @@ func TestUserLifecycle(t *testing.T) {
 	if _, _, err := ids.EnsureAdmin(ctx, "admin-password-1"); err != nil {
 		t.Fatal(err)
 	}
+	admin, err := ids.GetUser(ctx, identity.AdminName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.assign(rgScope, rbac.ReaderID, admin.ObjectID)
 	e.want(e.do("DELETE", usersPath+"/admin", "", ""), http.StatusConflict, "PrincipalProtected", "")
+	all, err := rbac.Load(ctx, e.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := false
+	for _, a := range all {
+		kept = kept || strings.EqualFold(a.PrincipalID, admin.ObjectID)
+	}
+	if !kept {
+		t.Fatal("the refused deletion of the admin removed its role assignments")
+	}
 }
 
 // TestPrincipalAdminRoles: Owner administers principals, Contributor (whose
