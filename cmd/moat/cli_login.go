@@ -26,6 +26,7 @@ func addClientCommands(root *cobra.Command, stdout, stderr io.Writer) {
 	root.AddCommand(newLoginCmd(cio), newLogoutCmd(), newGroupCmd(cio), newACRCmd(cio), newResourceCmd(cio), newDeploymentCmd(cio),
 		newRoleCmd(cio)) // cli_role.go
 	root.AddCommand(newIdentityCmd(cio)) // cli_identity.go
+	root.AddCommand(newADCmd(cio))       // cli_ad.go
 	root.AddCommand(newKeyVaultCmd(cio)) // cli_acr_pipeline.go
 }
 

@@ -28,6 +28,8 @@
 //	GET                 {scope}/providers/Microsoft.Authorization/roleAssignments[?$filter=]
 //	GET                 {scope}/providers/Microsoft.Authorization/roleDefinitions[/{guid}]
 //	GET                 /providers/Microsoft.Authorization/principals/{ref} (moat extension)
+//	POST|GET|DELETE     /providers/Moat.Identity/servicePrincipals[/{appId}[/resetCredentials]] (moat extension, principals.go)
+//	POST|PUT|GET|DELETE /providers/Moat.Identity/users[/{name}[/resetPassword]] (moat extension, principals.go)
 //
 // Invariants and decisions:
 //
@@ -40,6 +42,11 @@
 //     object id, the action and the scope. Lists answer only what the caller
 //     may read. The provider's operation list and the built-in role
 //     definitions are readable by every authenticated caller, as in ARM.
+//   - Users and service principals (Moat.Identity, principals.go) need
+//     Microsoft.Authorization/principals/write at "/" to change and
+//     .../principals/read to read; a secret or password is answered only by
+//     the request that set it. Deleting a principal deletes its role
+//     assignments; the deployment admin cannot be deleted.
 //   - Role assignments are meta.Resources of type
 //     Microsoft.Authorization/roleAssignments with the id
 //     {scope}/providers/Microsoft.Authorization/roleAssignments/{guid}, so

@@ -196,6 +196,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.servePrivateEndpoints,    // privateendpoints.go: Microsoft.Network, connections
 		h.serveDeployments,         // deployments.go: Microsoft.Resources/deployments
 		h.servePipelines,           // pipelines.go: export/import pipelines, runs, Key Vault secrets
+		h.servePrincipalAdmin,      // principals.go: Moat.Identity users and service principals
 	} {
 		if serve(w, r) {
 			return

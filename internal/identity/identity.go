@@ -6,9 +6,12 @@
 //
 // Principals (Principal.Kind; each file's doc has the details):
 //
-//   - users (KindUser; service.go): a name and a bcrypt-hashed password. The
-//     deployment admin ("admin") is one, created at first start and an
-//     ordinary Owner at "/" since RBAC.
+//   - users (KindUser; service.go, users.go): a name and a bcrypt-hashed
+//     password. The deployment admin ("admin") is one, created at first
+//     start and an ordinary Owner at "/" since RBAC; it cannot be deleted.
+//     Others are created through the management API (password policy:
+//     MinPasswordLen..72 bytes); a password change or deletion drops this
+//     process's Basic cache.
 //   - service principals (KindServicePrincipal; serviceprincipal.go): an
 //     application id and bcrypt-hashed client secrets with expiry.
 //   - managed identities (KindManagedIdentity; managed.go, msi_handler.go):
