@@ -53,6 +53,7 @@ func moatBinary(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
+	runWorkloadIfChild() // trusted_e2e_test.go: a workload process exits here
 	code := pgtest.Main(m)
 	azuritetest.Stop()
 	if buildPath != "" {

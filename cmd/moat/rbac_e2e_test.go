@@ -31,8 +31,9 @@ import (
 )
 
 // startManagedMoatIn is startManagedMoat with a data directory the test
-// knows, so it can reach the metadata store (moat serve has no command yet
-// that creates service principals).
+// knows, so it can reach the metadata store: the role matrix makes its eight
+// service principals there directly (TestPrincipalsEndToEnd covers making
+// them with `moat ad sp create-for-rbac`).
 func startManagedMoatIn(t *testing.T, password, dataDir string) *managedMoat {
 	t.Helper()
 	p, url := startMoat(t, []string{"MOAT_ADMIN_PASSWORD=" + password}, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
@@ -103,7 +104,7 @@ func TestRoleMatrixEndToEnd(t *testing.T) {
 	}
 	assignments := authz.NewRoleAssignmentsClient()
 
-	// Service principals are made in the server's store (no command yet).
+	// Service principals are made in the server's store (see startManagedMoatIn).
 	store, err := sqlite.Open(ctx, filepath.Join(dataDir, "meta.db"))
 	if err != nil {
 		t.Fatal(err)

@@ -94,7 +94,7 @@ func (d *trustedDeployment) instance(t *testing.T, id, body, role, scope string)
 }
 
 // A workload is a process of its own (this test binary, running
-// TestTrustedServicesWorkload) standing for one service instance: its
+// runWorkloadIfChild) standing for one service instance: its
 // environment holds only IDENTITY_ENDPOINT and IDENTITY_HEADER (and where
 // moat is), and it pulls with azidentity's ManagedIdentityCredential and
 // azcontainerregistry, every connection leaving from its source address.
@@ -117,7 +117,7 @@ const workloadPrefix = "MOAT-WORKLOAD-RESULT "
 func (d *trustedDeployment) startWorkload(t *testing.T, label, registry, source, endpoint, header, manifest, layer string) *workload {
 	t.Helper()
 	//nolint:gosec // G702: runs this very test binary again
-	cmd := exec.Command(os.Args[0], "-test.run=^TestTrustedServicesWorkload$", "-test.count=1")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(),
 		"MOAT_TEST_WORKLOAD=1", "IDENTITY_ENDPOINT="+endpoint, "IDENTITY_HEADER="+header,
 		"MOAT_WL_CA="+d.ca, "MOAT_WL_ADDR="+d.addr, "MOAT_WL_SOURCE="+source,
@@ -165,12 +165,46 @@ func (w *workload) want(op, result string) {
 	}
 }
 
-// TestTrustedServicesWorkload is the workload process; see workload. It
-// reads "pull" or "push" lines and answers each with one result line.
-func TestTrustedServicesWorkload(t *testing.T) {
+// workloadT is what the workload process needs of a *testing.T; outside a
+// test run, procT provides it.
+type workloadT interface {
+	Helper()
+	Context() context.Context
+	Error(args ...any)
+	Errorf(format string, args ...any)
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
+// procT reports a workload's failures on stderr; a fatal one ends the
+// process with status 1.
+type procT struct{ failed bool }
+
+func (*procT) Helper()                     {}
+func (*procT) Context() context.Context    { return context.Background() }
+func (p *procT) Error(args ...any)         { p.failed = true; fmt.Fprintln(os.Stderr, args...) }
+func (p *procT) Errorf(f string, a ...any) { p.failed = true; fmt.Fprintf(os.Stderr, f+"\n", a...) }
+func (p *procT) Fatal(args ...any)         { p.Error(args...); os.Exit(1) }
+func (p *procT) Fatalf(f string, a ...any) { p.Errorf(f, a...); os.Exit(1) }
+
+// runWorkloadIfChild runs the workload and exits when this test binary was
+// started as one (TestMain calls it first), so the workload is no test of
+// its own that every other run would have to skip.
+func runWorkloadIfChild() {
 	if os.Getenv("MOAT_TEST_WORKLOAD") == "" {
-		t.Skip("run by TestTrustedServicesWorkflowEndToEnd as a process of its own")
+		return
 	}
+	p := &procT{}
+	runTrustedWorkload(p)
+	if p.failed {
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// runTrustedWorkload is the workload process; see workload. It reads
+// "pull" or "push" lines and answers each with one result line.
+func runTrustedWorkload(t workloadT) {
 	pemBytes, err := os.ReadFile(os.Getenv("MOAT_WL_CA")) //nolint:gosec // G703: the parent test names moat's CA file
 	if err != nil {
 		t.Fatal(err)
