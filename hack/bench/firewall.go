@@ -305,12 +305,18 @@ func newProbe(t *target) (*http.Client, error) {
 	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}, Timeout: 10 * time.Second}, nil
 }
 
-// probeRefused sends GET /v2/ and reports whether the network rules refused
-// it (403 DENIED); an admitted anonymous request gets the 401 challenge.
+// probeRefused sends GET /v2/ with the benchmark's credentials and reports
+// whether the network rules refused it (403 DENIED); an admitted request
+// gets 200. It carries credentials because a bare request from a refused
+// address may get the Bearer challenge instead of DENIED while the
+// registry lets trusted services through (see internal/dataplane/trusted.go).
 func probeRefused(ctx context.Context, c *http.Client, t *target) (bool, int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url("/v2/"), http.NoBody)
 	if err != nil {
 		return false, 0, err
+	}
+	if t.user != "" {
+		req.SetBasicAuth(t.user, t.password)
 	}
 	resp, err := c.Do(req)
 	if err != nil {
