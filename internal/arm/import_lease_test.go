@@ -2,6 +2,7 @@ package arm
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"log"
 	"net/http"
@@ -55,7 +56,6 @@ func TestImportOperationLease(t *testing.T) {
 	// A live import whose record another replica took over.
 	canceled := make(chan struct{}, 1)
 	hold := make(chan struct{})
-	defer close(hold)
 	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	src := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") && r.Header.Get(transfer.ImportHeader) != "" {
@@ -72,6 +72,9 @@ func TestImportOperationLease(t *testing.T) {
 		inner.ServeHTTP(w, r)
 	}))
 	defer src.Close()
+	// Deferred after src.Close, so it runs first: the held handlers return
+	// and Close does not wait for them.
+	defer close(hold)
 	host := strings.TrimPrefix(src.URL, "http://")
 	img, _ := random.Image(512, 1)
 	ref, _ := name.ParseReference(host + "/app:v1")
@@ -84,14 +87,23 @@ func TestImportOperationLease(t *testing.T) {
 	opName := path[strings.LastIndex(path, "/")+1 : strings.Index(path, "?")]
 	time.Sleep(500 * time.Millisecond) // past the lease: renewals keep it alive
 	e.want(e.do("GET", path, "", ""), http.StatusAccepted, "", "")
-	res, err = e.store.GetResource(t.Context(), opID(regID, opName))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Take the record over as another replica would: read, then write at
+	// that version; the runner renews it every lease/3, so a write can lose
+	// the race (ErrConflict) and is tried again.
 	b, _ = json.Marshal(importOpRecord{Status: opFailed, Holder: "other", Error: interruptedOp(), Finished: &past})
-	res.Properties = b
-	if _, err := e.store.PutResource(t.Context(), res); err != nil {
-		t.Fatal(err)
+	for attempt := 0; ; attempt++ {
+		res, err = e.store.GetResource(t.Context(), opID(regID, opName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Properties = b
+		_, err = e.store.PutResource(t.Context(), res)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, meta.ErrConflict) || attempt == 20 {
+			t.Fatal(err)
+		}
 	}
 	select {
 	case <-canceled:
