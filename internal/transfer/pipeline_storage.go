@@ -164,9 +164,23 @@ type fileWriter struct {
 	f         *os.File
 	final     string
 	overwrite bool
+	off       int64 // bytes written
+	flushed   int64 // writeback started up to here
 }
 
-func (w *fileWriter) Write(b []byte) (int, error) { return w.f.Write(b) }
+// writebackChunk is how much written data waits before its writeback is
+// started (see startWriteback).
+const writebackChunk = 8 << 20
+
+func (w *fileWriter) Write(b []byte) (int, error) {
+	n, err := w.f.Write(b)
+	w.off += int64(n)
+	if w.off-w.flushed >= writebackChunk {
+		startWriteback(w.f, w.flushed, w.off-w.flushed)
+		w.flushed = w.off
+	}
+	return n, err
+}
 
 func (w *fileWriter) Commit() error {
 	if err := w.f.Sync(); err != nil {
