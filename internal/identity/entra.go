@@ -317,27 +317,3 @@ func issuerTenant(iss string) string {
 	}
 	return tenant
 }
-
-// IsDeploymentAdmin reports whether p is the stored deployment admin (the
-// Owner at deployment scope until RBAC lands): a Principal that merely says
-// "user"/"admin" with another ID is not. An error means the store failed.
-func (s *Service) IsDeploymentAdmin(ctx context.Context, p Principal) (bool, error) {
-	if p.Kind != KindUser || p.Name != AdminName || p.ID == "" {
-		return false, nil
-	}
-	if id := s.adminID.Load(); id != nil && *id == p.ID {
-		return true, nil
-	}
-	stored, err := s.store.GetPrincipalByName(ctx, KindUser, AdminName)
-	if errors.Is(err, meta.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("identity: reading the admin: %w", err)
-	}
-	if stored.ID != p.ID {
-		return false, nil
-	}
-	s.setAdminID(stored.ID)
-	return true, nil
-}

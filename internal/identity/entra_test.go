@@ -363,31 +363,6 @@ func TestVerifyManagementToken_Cached(t *testing.T) {
 	}
 }
 
-func TestIsDeploymentAdmin(t *testing.T) {
-	s, _, admin, sp, _ := newEntraFixture(t)
-	ctx := context.Background()
-	tests := []struct {
-		p    Principal
-		want bool
-	}{
-		{admin, true},
-		{Principal{ID: "someone-else", Kind: KindUser, Name: AdminName}, false},
-		{Principal{ID: admin.ID, Kind: KindServicePrincipal, Name: AdminName}, false},
-		{spPrincipal(sp), false},
-		{Principal{}, false},
-	}
-	for _, tc := range tests {
-		if got, err := s.IsDeploymentAdmin(ctx, tc.p); err != nil || got != tc.want {
-			t.Errorf("IsDeploymentAdmin(%+v) = %v, %v; want %v", tc.p, got, err, tc.want)
-		}
-	}
-	// A fresh Service over the same store (another replica) asks the store.
-	other := newService(t, s.store, newTestClock())
-	if got, err := other.IsDeploymentAdmin(ctx, admin); err != nil || !got {
-		t.Errorf("IsDeploymentAdmin on another replica = %v, %v", got, err)
-	}
-}
-
 func FuzzIssuerTenant(f *testing.F) {
 	f.Add("https://moat.example/8a1f0c3e-1111-4c2b-9d1e-0123456789ab/v2.0")
 	f.Add("http://[::1]:8080/t/v2.0")
