@@ -121,7 +121,15 @@ type managedMoat struct {
 
 func startManagedMoat(t *testing.T, password string) *managedMoat {
 	t.Helper()
-	dataDir := filepath.Join(t.TempDir(), "data")
+	return startManagedMoatIn(t, password, filepath.Join(t.TempDir(), "data"))
+}
+
+// startManagedMoatIn starts moat on dataDir and signs in as the admin. The
+// role matrix passes its own directory to reach the metadata store: it makes
+// its eight service principals there directly (TestPrincipalsEndToEnd covers
+// making them with `moat ad sp create-for-rbac`).
+func startManagedMoatIn(t *testing.T, password, dataDir string) *managedMoat {
+	t.Helper()
 	p, url := startMoat(t, []string{"MOAT_ADMIN_PASSWORD=" + password}, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
 	t.Cleanup(func() { p.stop(t) })
 	m := &managedMoat{url: url, addr: strings.TrimPrefix(url, "https://")}

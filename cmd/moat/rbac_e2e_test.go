@@ -12,8 +12,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	azarm "github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
@@ -29,41 +27,6 @@ import (
 	"github.com/moat-registry/moat/internal/rbac"
 	"github.com/moat-registry/moat/internal/storage/meta/sqlite"
 )
-
-// startManagedMoatIn is startManagedMoat with a data directory the test
-// knows, so it can reach the metadata store: the role matrix makes its eight
-// service principals there directly (TestPrincipalsEndToEnd covers making
-// them with `moat ad sp create-for-rbac`).
-func startManagedMoatIn(t *testing.T, password, dataDir string) *managedMoat {
-	t.Helper()
-	p, url := startMoat(t, []string{"MOAT_ADMIN_PASSWORD=" + password}, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
-	t.Cleanup(func() { p.stop(t) })
-	m := &managedMoat{url: url, addr: strings.TrimPrefix(url, "https://")}
-	_, m.port, _ = strings.Cut(m.addr, ":")
-	m.http = clientTrusting(t, filepath.Join(dataDir, "ca.pem"), m.addr)
-	m.opts = azcore.ClientOptions{
-		Transport: m.http,
-		Cloud: cloud.Configuration{
-			ActiveDirectoryAuthorityHost: url + "/",
-			Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
-				cloud.ResourceManager: {Endpoint: url, Audience: "https://management.core.windows.net/"},
-			},
-		},
-	}
-	//nolint:staticcheck // deprecated in azidentity, still used by clients moat must serve
-	cred, err := azidentity.NewUsernamePasswordCredential("organizations", "04b07795-8ddb-461a-bbee-02f9e1bf7b46", "admin", password,
-		&azidentity.UsernamePasswordCredentialOptions{ClientOptions: m.opts, DisableInstanceDiscovery: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.cred = cred
-	tok, err := cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{"https://management.core.windows.net//.default"}})
-	if err != nil {
-		t.Fatalf("token from moat's issuer: %v", err)
-	}
-	m.token = tok.Token
-	return m
-}
 
 // TestRoleMatrixEndToEnd is ACR's role table through a real `moat serve`:
 // for each built-in role, a service principal assigned that role on one
