@@ -1,6 +1,8 @@
-// Package atomicfile owns writing small files (keys, certificates,
-// passwords) so that they are either whole or absent: a crash or a full disk
-// never leaves half a secret behind.
+// Package atomicfile owns writing files durably: small files (keys,
+// certificates, passwords) that are either whole or absent, so a crash or a
+// full disk never leaves half a secret behind; and, for large files written
+// in a stream (blobs, export archives), the hint that starts their writeback
+// early so the final fsync has little left to do (StartWriteback).
 package atomicfile
 
 import (

@@ -37,6 +37,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+
+	"github.com/moat-registry/moat/internal/atomicfile"
 )
 
 // Storage types (ACR's names, and moat's local directory).
@@ -176,7 +178,7 @@ func (w *fileWriter) Write(b []byte) (int, error) {
 	n, err := w.f.Write(b)
 	w.off += int64(n)
 	if w.off-w.flushed >= writebackChunk {
-		startWriteback(w.f, w.flushed, w.off-w.flushed)
+		atomicfile.StartWriteback(w.f, w.flushed, w.off-w.flushed)
 		w.flushed = w.off
 	}
 	return n, err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/moat-registry/moat/internal/atomicfile"
 	"github.com/moat-registry/moat/internal/storage/blob"
 )
 
@@ -239,7 +240,7 @@ func (w *fileWriter) write(p []byte) error {
 	}
 	w.off += int64(len(p))
 	if w.off-w.flushed >= writebackEvery {
-		startWriteback(w.f, w.flushed, w.off-w.flushed)
+		atomicfile.StartWriteback(w.f, w.flushed, w.off-w.flushed)
 		w.flushed = w.off
 	}
 	return nil

@@ -1,0 +1,21 @@
+package atomicfile
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// StartWriteback asks the kernel to begin writing [off, off+n) of f to disk
+// without waiting for it, so the disk works while the writer still produces
+// data and the fsync that ends the write has little left to flush. It is only
+// a hint: errors are ignored because that fsync reports them.
+func StartWriteback(f *os.File, off, n int64) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) {
+		_ = unix.SyncFileRange(int(fd), off, n, unix.SYNC_FILE_RANGE_WRITE)
+	})
+}
