@@ -59,7 +59,14 @@ func (h *Handler) checkNetwork(q *request, e registryEntry) bool {
 		q.fail(&apiError{Code: codeDenied, Message: netrule.DeniedMessage(ip), Cause: e.policyErr})
 		return false
 	}
-	d := e.policy.Decide(netrule.Request{ClientIP: ip, PrivateEndpointID: q.endpoint, TrustedService: h.trustedService(q, e)})
+	req := netrule.Request{ClientIP: ip, PrivateEndpointID: q.endpoint}
+	d := e.policy.Decide(req)
+	if !d.Allowed {
+		// Refused as it stands: a verified trusted service may still pass.
+		if req.TrustedService = h.trustedService(q); req.TrustedService != netrule.None {
+			d = e.policy.Decide(req)
+		}
+	}
 	q.netStep = d.Step.String()
 	if d.Allowed {
 		return true

@@ -69,12 +69,10 @@ const (
 // token handlers apply their own limit to what they read again.
 const maxExchangeForm = 64 << 10
 
-// trustedService classifies the caller of q for the network decision of e;
-// see the file comment. It costs nothing for requests the rules allow.
-func (h *Handler) trustedService(q *request, e registryEntry) netrule.TrustedService {
-	if e.policy == nil || e.policy.Decide(netrule.Request{ClientIP: q.ip}).Allowed {
-		return netrule.None
-	}
+// trustedService classifies the caller of q for the network decision; see
+// the file comment. checkNetwork asks only for requests the rules refused
+// without it, so requests they allow never pay for a token check.
+func (h *Handler) trustedService(q *request) netrule.TrustedService {
 	ctx := q.r.Context()
 	if q.r.Method == http.MethodPost && q.r.URL.Path == exchangePath {
 		raw := formField(q.r, "", "access_token")

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -246,15 +247,11 @@ func TestTrustedServices_ExchangeForm(t *testing.T) {
 		}
 		return body.AccessToken
 	}
-	entry, err := e.h.registries.lookup(ctx, e.meta, testDefault, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
 	classify := func(form string, contentType string) (netrule.TrustedService, string) {
 		r := httptest.NewRequest(http.MethodPost, exchangePath, strings.NewReader(form))
 		r.Header.Set("Content-Type", contentType)
 		q := &request{r: r, login: "moat.localhost", registry: testDefault}
-		ts := e.h.trustedService(q, entry)
+		ts := e.h.trustedService(q)
 		rest, _ := io.ReadAll(r.Body)
 		return ts, string(rest)
 	}
@@ -277,14 +274,20 @@ func TestTrustedServices_ExchangeForm(t *testing.T) {
 			t.Errorf("form %.40q (%s): %v, want None", c.form, c.ct, ts)
 		}
 	}
-	// A request the rules allow is not classified at all.
+	// A request the rules allow is not classified at all: the network
+	// check admits it without reading (or verifying) its token.
 	e.setNetwork(testDefault, `{"publicNetworkAccess":"Enabled"}`)
-	entry, err = e.h.registries.lookup(ctx, e.meta, testDefault, time.Now())
+	entry, err := e.h.registries.lookup(ctx, e.meta, testDefault, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ts, rest := classify(aciForm, formCT); ts != netrule.None || rest != aciForm {
-		t.Errorf("open registry: %v, %q", ts, rest)
+	r := httptest.NewRequest(http.MethodPost, exchangePath, strings.NewReader(aciForm))
+	r.Header.Set("Content-Type", formCT)
+	q := &request{r: r, login: "moat.localhost", registry: testDefault, ip: netip.MustParseAddr("192.0.2.7")}
+	allowed := e.h.checkNetwork(q, entry)
+	rest, _ := io.ReadAll(r.Body)
+	if !allowed || string(rest) != aciForm || r.Form != nil {
+		t.Errorf("open registry: allowed %v, body after %q, form parsed %v", allowed, rest, r.Form != nil)
 	}
 }
 
