@@ -70,6 +70,8 @@ func TestValidate(t *testing.T) {
 		{"zero shutdown timeout", func(o *serveOptions) { o.shutdownTimeout = 0 }, "--shutdown-timeout"},
 		{"negative upload ttl", func(o *serveOptions) { o.uploadTTL = -time.Hour }, "--upload-ttl"},
 		{"zero manifest size", func(o *serveOptions) { o.maxManifestSize = 0 }, "--max-manifest-size"},
+		{"zero body stall timeout", func(o *serveOptions) { o.bodyStall = 0 }, "--body-stall-timeout"},
+		{"negative blob redirect ttl", func(o *serveOptions) { o.blobRedirectTTL = -time.Second }, "--blob-redirect-ttl"},
 		{"listen without port", func(o *serveOptions) { o.listen = "127.0.0.1" }, "--listen"},
 		{"bad domain", func(o *serveOptions) { o.domain = "under_score.test" }, "--domain"},
 		{"domain upper case and trailing dot", func(o *serveOptions) { o.domain = "Registry.Example." }, ""},
