@@ -2,7 +2,8 @@
 // certificates, passwords) that are either whole or absent, so a crash or a
 // full disk never leaves half a secret behind; and, for large files written
 // in a stream (blobs, export archives), the hint that starts their writeback
-// early so the final fsync has little left to do (StartWriteback).
+// early so the final fsync has little left to do (StartWriteback), and the
+// one that drops their pages from the page cache once durable (DropCache).
 package atomicfile
 
 import (

@@ -19,3 +19,16 @@ func StartWriteback(f *os.File, off, n int64) {
 		_ = unix.SyncFileRange(int(fd), off, n, unix.SYNC_FILE_RANGE_WRITE)
 	})
 }
+
+// DropCache tells the kernel that [off, off+n) of f, already written back
+// (after an fsync), will not be read soon, so its pages can be freed now
+// rather than when memory runs short. Also only a hint.
+func DropCache(f *os.File, off, n int64) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) {
+		_ = unix.Fadvise(int(fd), off, n, unix.FADV_DONTNEED)
+	})
+}
