@@ -134,4 +134,15 @@ func TestVerdicts(t *testing.T) {
 	if md := r.markdown(); !strings.Contains(md, "**not met**") || !strings.Contains(md, "| met |") {
 		t.Errorf("the report does not show both verdicts:\n%s", md)
 	}
+	// A row's own bound, measured alongside its repetitions, is the one
+	// its ratio uses: 800 MB/s is 0.8 × the run's bound but 0.94 × its own.
+	r.push[2].bound = throughput{bytes: 850e6, dur: time.Second}
+	for _, v := range r.verdicts() {
+		if strings.HasPrefix(v.target, "512 MiB push (chunked)") && !v.met {
+			t.Errorf("chunked push at 0.94 × its row's bound: %+v, want met", v)
+		}
+	}
+	if md := r.markdown(); !strings.Contains(md, "| 512 MiB | chunked | 0 | 800 | 500 | 850 | 1.60 | 0.94 |") {
+		t.Errorf("the push table does not divide by the row's bound:\n%s", md)
+	}
 }

@@ -11,7 +11,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
+
+// settle writes every dirty page of the machine back to disk and waits for
+// it, so that the next timed write (a push, or the bound) does not pay for
+// the writeback of an earlier one: Distribution does not fsync, so without
+// this its pushes' pages would be written back during moat's next push.
+func settle() { unix.Sync() }
 
 // bound is what this machine can do for a pushed blob without any network
 // or protocol: hash it, write it durably, or both in one pass.
@@ -20,11 +28,34 @@ type bound struct {
 	// sha256 is in-process hashing of a buffer in memory.
 	sha256 throughput
 	// write is sequential 1 MiB writes to a new file on the registries'
-	// disk, then fsync and close.
+	// disk, then fsync and close: the better of plain writes and writes
+	// that start writeback every 8 MiB (see timedWrite).
 	write throughput
 	// hashWrite hashes and writes every 1 MiB chunk in turn, then fsyncs:
 	// the work a registry must do for each pushed byte, without the network.
+	// Also the better of plain and writeback-starting writes.
 	hashWrite throughput
+}
+
+// bestWrite is the better of a plain timedWrite and one that starts
+// writeback as it goes: the bound is what the disk does at its best, not
+// what one way of writing gets from it.
+func bestWrite(dir string, data []byte, hashed bool) (throughput, error) {
+	var out throughput
+	for _, hint := range []bool{false, true} {
+		var h hash.Hash
+		if hashed {
+			h = sha256.New()
+		}
+		t, err := timedWrite(dir, data, h, hint)
+		if err != nil {
+			return out, err
+		}
+		if out.dur == 0 || t.dur < out.dur {
+			out = t
+		}
+	}
+	return out, nil
 }
 
 // measureBound runs each measurement twice on size bytes and keeps the
@@ -50,13 +81,13 @@ func measureBound(dir string, size int64) (bound, error) {
 		_ = h.Sum(nil)
 		b.sha256 = best(b.sha256, throughput{bytes: size, dur: time.Since(start)})
 
-		t, err := timedWrite(dir, data, nil)
+		t, err := bestWrite(dir, data, false)
 		if err != nil {
 			return b, err
 		}
 		b.write = best(b.write, t)
 
-		t, err = timedWrite(dir, data, sha256.New())
+		t, err = bestWrite(dir, data, true)
 		if err != nil {
 			return b, err
 		}
@@ -67,8 +98,11 @@ func measureBound(dir string, size int64) (bound, error) {
 
 // timedWrite writes data to a new file in dir in 1 MiB chunks (hashing each
 // chunk first when h is not nil), fsyncs, closes and removes it, and
-// reports the time up to the close.
-func timedWrite(dir string, data []byte, h hash.Hash) (throughput, error) {
+// reports the time up to the close. With hint it asks the kernel to start
+// writing back every 8 MiB written (sync_file_range), as moat's blob store
+// does, so the fsync has little left to wait for. The disk is synced before
+// the clock starts, so no earlier write's writeback is counted.
+func timedWrite(dir string, data []byte, h hash.Hash, hint bool) (throughput, error) {
 	f, err := os.CreateTemp(dir, "bound-*.tmp")
 	if err != nil {
 		return throughput{}, fmt.Errorf("creating a file on the registries' disk: %w", err)
@@ -76,7 +110,9 @@ func timedWrite(dir string, data []byte, h hash.Hash) (throughput, error) {
 	name := f.Name()
 	defer func() { _ = os.Remove(name) }()
 	size := int64(len(data))
+	settle()
 	start := time.Now()
+	var flushed int64
 	for off := int64(0); off < size; off += mib {
 		chunk := data[off:min(off+mib, size)]
 		if h != nil {
@@ -85,6 +121,10 @@ func timedWrite(dir string, data []byte, h hash.Hash) (throughput, error) {
 		if _, err := f.Write(chunk); err != nil {
 			_ = f.Close()
 			return throughput{}, fmt.Errorf("writing %s: %w", name, err)
+		}
+		if end := off + int64(len(chunk)); hint && end-flushed >= 8*mib {
+			_ = unix.SyncFileRange(int(f.Fd()), flushed, end-flushed, unix.SYNC_FILE_RANGE_WRITE)
+			flushed = end
 		}
 	}
 	if err := f.Sync(); err != nil {
