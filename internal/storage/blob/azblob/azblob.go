@@ -73,6 +73,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	azb "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
@@ -90,6 +91,8 @@ type Store struct {
 	c           *container.Client
 	cfg         Config
 	key         *container.SharedKeyCredential // nil unless the account key is the credential
+	token       azcore.TokenCredential         // nil unless a managed identity is the credential
+	delegation  delegation                     // user delegation key for redirects under token
 	blockSize   int
 	concurrency int
 	bufs        sync.Pool
@@ -103,27 +106,42 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("blob azblob: %w", err)
 	}
 	containerURL := cfg.serviceURL() + cfg.Container
+	opts := &container.ClientOptions{}
+	opts.Transport = cfg.Transport
 	var (
-		c   *container.Client
-		key *container.SharedKeyCredential
-		err error
+		c     *container.Client
+		key   *container.SharedKeyCredential
+		token azcore.TokenCredential
+		err   error
 	)
-	if cfg.AccountKey != "" {
+	switch {
+	case cfg.AccountKey != "":
 		var cred *container.SharedKeyCredential
 		cred, err = container.NewSharedKeyCredential(cfg.Account, cfg.AccountKey)
 		if err != nil {
 			// The SDK's message may quote the key; do not pass it on.
 			return nil, fmt.Errorf("blob azblob: %s is not a valid account key", EnvAccountKey)
 		}
-		c, err = container.NewClientWithSharedKeyCredential(containerURL, cred, nil)
+		c, err = container.NewClientWithSharedKeyCredential(containerURL, cred, opts)
 		key = cred
-	} else {
-		c, err = container.NewClientWithNoCredential(containerURL+"?"+strings.TrimPrefix(cfg.SAS, "?"), nil)
+	case cfg.ManagedIdentity:
+		mo := &azidentity.ManagedIdentityCredentialOptions{}
+		if cfg.ClientID != "" {
+			mo.ID = azidentity.ClientID(cfg.ClientID)
+		}
+		var cred *azidentity.ManagedIdentityCredential
+		if cred, err = azidentity.NewManagedIdentityCredential(mo); err != nil {
+			return nil, fmt.Errorf("blob azblob: managed identity: %w", err)
+		}
+		c, err = container.NewClient(containerURL, cred, opts)
+		token = cred
+	default:
+		c, err = container.NewClientWithNoCredential(containerURL+"?"+strings.TrimPrefix(cfg.SAS, "?"), opts)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("blob azblob: client for %s: %w", cfg, err)
 	}
-	s := &Store{c: c, cfg: cfg, key: key, blockSize: cfg.BlockSize, concurrency: cfg.Concurrency}
+	s := &Store{c: c, cfg: cfg, key: key, token: token, blockSize: cfg.BlockSize, concurrency: cfg.Concurrency}
 	if s.blockSize == 0 {
 		s.blockSize = defaultBlockSize
 	}
