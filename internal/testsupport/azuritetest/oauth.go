@@ -338,6 +338,13 @@ func ManagedIdentityConfig(t testing.TB) azblob.Config {
 	t.Helper()
 	s := OAuth(t)
 	ProcessIdentity(t)
+	return s.Config()
+}
+
+// Config returns a configuration for a fresh container on s (path-style
+// endpoint) with the managed identity as credential, leaving the process
+// environment alone: for a child process given an Identity's Env.
+func (s *OAuthServer) Config() azblob.Config {
 	return azblob.Config{
 		Account:         Account,
 		Container:       "m" + randomHex(8),
