@@ -12,6 +12,12 @@
 //     machine) and run on a loopback port the kernel picks with its data in a temporary
 //     directory. Main stops it when the tests end.
 //
+// For managed identity (oauth.go) there is a second server, always started by
+// this process: Azurite with --oauth basic over HTTPS with a self-signed
+// certificate (OAuth), and an App Service-style managed identity endpoint
+// (Identity) minting Azure AD-shaped tokens that Azurite's basic mode takes
+// without checking a signature; Azurite refuses requests without such a token.
+//
 // When no server can be had the test is skipped with the reason, except under
 // CI=true, where it fails: CI must never pass by skipping the Azure suite.
 package azuritetest
