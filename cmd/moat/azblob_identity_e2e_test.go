@@ -102,7 +102,7 @@ func TestServeAzureBlobManagedIdentity(t *testing.T) {
 		}
 	}
 
-	cmd := exec.Command(moatBinary(t), "serve", "--insecure-http", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data2"), "--blob-redirect-ttl", "2m") //nolint:gosec // the binary under test
+	cmd := exec.Command(moatBinary(t), "serve", "--insecure-http", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data2"), "--blob-redirect-ttl", "2m")
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")

@@ -19,7 +19,7 @@ const (
 	EnvSAS        = "MOAT_AZBLOB_SAS"
 	// EnvCredential=managed-identity selects the host's managed identity;
 	// EnvClientID then names a user-assigned one by its client id.
-	EnvCredential = "MOAT_AZBLOB_CREDENTIAL"
+	EnvCredential = "MOAT_AZBLOB_CREDENTIAL" //nolint:gosec // the name of a variable, not a credential
 	EnvClientID   = "MOAT_AZBLOB_CLIENT_ID"
 
 	// CredentialManagedIdentity is the one value EnvCredential takes.
