@@ -109,4 +109,13 @@ func TestServeAzureBlobManagedIdentity(t *testing.T) {
 	if last := lines[len(lines)-1]; err == nil || !strings.HasPrefix(last, "moat: ") || !strings.Contains(last, "host starts with the account name") {
 		t.Fatalf("serve with redirects on a path-style endpoint: %v\n%s", err, out)
 	}
+
+	// No token, no start: the identity endpoint refuses a wrong header.
+	cmd = exec.Command(moatBinary(t), "serve", "--insecure-http", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data3"))
+	cmd.Env = append(append(os.Environ(), env...), "IDENTITY_HEADER=not-the-header")
+	out, err = cmd.CombinedOutput()
+	lines = strings.Split(strings.TrimSpace(string(out)), "\n")
+	if last := lines[len(lines)-1]; err == nil || !strings.HasPrefix(last, "moat: opening the blob store") || !strings.Contains(last, "ManagedIdentityCredential authentication failed") {
+		t.Fatalf("serve with a refused identity: %v\n%s", err, out)
+	}
 }
