@@ -154,3 +154,23 @@ func TestConfigStringNamesCredential(t *testing.T) {
 		}
 	}
 }
+
+func TestHostStyle(t *testing.T) {
+	for _, tc := range []struct {
+		endpoint string
+		want     bool
+	}{
+		{"", true}, // https://acct1.blob.core.windows.net/
+		{"https://acct1.blob.core.chinacloudapi.cn/", true},
+		{"https://acct1.blob.localhost:10000", true},
+		{"https://127.0.0.1:10000/acct1", false},
+		{"https://[::1]:10000/acct1", false},
+		{"https://localhost:10000/acct1", false},
+		{"https://acct10.blob.core.windows.net/", false},
+		{"https://blob.example.net/acct1", false},
+	} {
+		if got := (Config{Account: "acct1", Endpoint: tc.endpoint}).hostStyle(); got != tc.want {
+			t.Errorf("hostStyle(%q) = %v, want %v", tc.endpoint, got, tc.want)
+		}
+	}
+}

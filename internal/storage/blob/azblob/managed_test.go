@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,6 +119,8 @@ func TestManagedIdentityDownloadURL(t *testing.T) {
 	srv := azuritetest.OAuth(t)
 	cfg := azuritetest.ManagedIdentityConfig(t)
 	cfg.Endpoint = srv.HostStyleEndpoint()
+	keys := &countingTransport{next: srv.Client(), query: "comp=userdelegationkey"}
+	cfg.Transport = keys
 	s, err := azblob.New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -159,13 +162,23 @@ func TestManagedIdentityDownloadURL(t *testing.T) {
 	if code, _ := get(http.MethodPut, u); code != http.StatusForbidden {
 		t.Fatalf("the URL allowed a write: %d", code)
 	}
-	// A second URL reuses the key; it reads too.
+	// A second URL reuses the key; one outliving the key gets a new key.
 	u2, err := s.DownloadURL(t.Context(), other, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if code, _ := get(http.MethodGet, u2); code != http.StatusOK {
 		t.Fatalf("GET the second URL: %d", code)
+	}
+	if n := keys.count.Load(); n != 1 {
+		t.Fatalf("%d user delegation keys for two URLs, want 1", n)
+	}
+	u3, err := s.DownloadURL(t.Context(), other, 3*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := get(http.MethodGet, u3); code != http.StatusOK || keys.count.Load() != 2 {
+		t.Fatalf("GET a 3-hour URL: %d after %d keys, want 200 after 2", code, keys.count.Load())
 	}
 	if _, err := s.DownloadURL(t.Context(), d, 8*24*time.Hour); err == nil {
 		t.Fatal("a lifetime beyond a user delegation key's was accepted")
@@ -182,4 +195,18 @@ func TestManagedIdentityDownloadURL(t *testing.T) {
 	if _, err := ps.DownloadURL(t.Context(), digest.FromString("x"), time.Minute); !errors.Is(err, azblob.ErrRedirectPathStyle) {
 		t.Fatalf("DownloadURL on a path-style endpoint: %v", err)
 	}
+}
+
+// countingTransport counts the requests whose query contains query.
+type countingTransport struct {
+	next  *http.Client
+	query string
+	count atomic.Int32
+}
+
+func (c *countingTransport) Do(r *http.Request) (*http.Response, error) {
+	if strings.Contains(r.URL.RawQuery, c.query) {
+		c.count.Add(1)
+	}
+	return c.next.Do(r)
 }

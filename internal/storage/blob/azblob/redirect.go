@@ -44,14 +44,21 @@ func (s *Store) CanRedirect() error {
 	case s.token == nil:
 		return ErrRedirectNeedsKey
 	}
-	u, err := url.Parse(s.cfg.serviceURL())
-	if err != nil {
-		return fmt.Errorf("azblob: endpoint: %w", err)
-	}
-	if label, _, _ := strings.Cut(u.Hostname(), "."); label != s.cfg.Account {
+	if !s.cfg.hostStyle() {
 		return ErrRedirectPathStyle
 	}
 	return nil
+}
+
+// hostStyle reports whether the endpoint's host begins with the account
+// name as its own label, which is where the SDK looks for it.
+func (c Config) hostStyle() bool {
+	u, err := url.Parse(c.serviceURL())
+	if err != nil {
+		return false
+	}
+	label, _, _ := strings.Cut(u.Hostname(), ".")
+	return label == c.Account
 }
 
 // delegation caches the user delegation key a store under a managed
