@@ -42,7 +42,8 @@ func openMetaStore(ctx context.Context, database, dataDir string) (meta.Store, s
 // openBlobStore opens the blob store named by --blob-store: empty for the
 // blobs directory in the data dir, file:<dir> for another directory, or
 // azblob://<account>/<container>[?endpoint=…] with the credential in
-// MOAT_AZBLOB_ACCOUNT_KEY or MOAT_AZBLOB_SAS.
+// MOAT_AZBLOB_ACCOUNT_KEY, MOAT_AZBLOB_SAS or MOAT_AZBLOB_CREDENTIAL (see
+// azblob.ParseURL).
 func openBlobStore(ctx context.Context, spec, dataDir string) (blob.Store, string, error) {
 	switch {
 	case spec == "":

@@ -12,6 +12,12 @@
 //     machine) and run on a loopback port the kernel picks with its data in a temporary
 //     directory. Main stops it when the tests end.
 //
+// For managed identity (oauth.go) there is a second server, always started by
+// this process: Azurite with --oauth basic over HTTPS with a self-signed
+// certificate (OAuth), and an App Service-style managed identity endpoint
+// (Identity) minting Azure AD-shaped tokens that Azurite's basic mode takes
+// without checking a signature; Azurite refuses requests without such a token.
+//
 // When no server can be had the test is skipped with the reason, except under
 // CI=true, where it fails: CI must never pass by skipping the Azure suite.
 package azuritetest
@@ -125,7 +131,12 @@ func start() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("data directory: %w", err)
 	}
-	return run(bin)
+	cmd, base, err := run(bin, dataDir, http.DefaultClient)
+	if err != nil {
+		return "", err
+	}
+	server = cmd
+	return base + "/" + Account, nil
 }
 
 // install makes sure azurite is installed in the cache and returns its
@@ -169,21 +180,24 @@ func install() (string, error) {
 }
 
 // listening matches Azurite's start-up line, which names the port it got.
-var listening = regexp.MustCompile(`successfully listens on (http://127\.0\.0\.1:[0-9]+)`)
+var listening = regexp.MustCompile(`successfully listens on (https?://127\.0\.0\.1:[0-9]+)`)
 
-// run starts azurite-blob on a port the kernel picks (so no other process can
-// take it first) and waits until it says where it listens and answers there.
-func run(bin string) (string, error) {
-	cmd := exec.Command(bin, "--blobHost", "127.0.0.1", "--blobPort", "0", //nolint:gosec // bin is our own install
-		"--location", dataDir, "--silent", "--skipApiVersionCheck", "--loose")
+// run starts azurite-blob with its data in dir, and extra arguments, on a
+// port the kernel picks (so no other process can take it first), waits until
+// it says where it listens and answers client there, and returns it and its
+// base URL (scheme, host and port).
+func run(bin, dir string, client *http.Client, extra ...string) (*exec.Cmd, string, error) {
+	args := append([]string{"--blobHost", "127.0.0.1", "--blobPort", "0",
+		"--location", dir, "--silent", "--skipApiVersionCheck", "--loose"}, extra...)
+	cmd := exec.Command(bin, args...) //nolint:gosec // bin is our own install
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return "", fmt.Errorf("azurite stdout: %w", err)
+		return nil, "", fmt.Errorf("azurite stdout: %w", err)
 	}
 	setParentDeathSignal(cmd)
 	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("start %s: %w", bin, err)
+		return nil, "", fmt.Errorf("start %s: %w", bin, err)
 	}
 	base := make(chan string, 1)
 	go func() {
@@ -200,12 +214,12 @@ func run(bin string) (string, error) {
 	}()
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	fail := func(err error) (string, error) {
+	fail := func(err error) (*exec.Cmd, string, error) {
 		_ = cmd.Process.Kill() // it never became usable; err is the one to report
 		if werr := <-exited; werr != nil {
 			slog.Debug("azurite stopped after a failed start", "err", werr)
 		}
-		return "", err
+		return nil, "", err
 	}
 	deadline := time.After(startTimeout)
 	var ep string
@@ -214,31 +228,30 @@ func run(bin string) (string, error) {
 		if !ok {
 			return fail(errors.New("azurite exited before it listened"))
 		}
-		ep = b + "/" + Account
+		ep = b
 	case <-deadline:
 		return fail(errors.New("azurite did not listen within " + startTimeout.String()))
 	}
-	for !answers(ep) {
+	for !answers(client, ep+"/"+Account) {
 		select {
 		case <-deadline:
 			return fail(errors.New("azurite did not answer within " + startTimeout.String()))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	server = cmd
-	return ep, nil
+	return cmd, ep, nil
 }
 
 // answers reports whether an HTTP server answers at ep (any status will do:
 // an unauthenticated request is refused, but by Azurite).
-func answers(ep string) bool {
+func answers(client *http.Client, ep string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ep+"?comp=list", nil)
 	if err != nil {
 		return false
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return false
 	}
@@ -247,11 +260,18 @@ func answers(ep string) bool {
 }
 
 func stop() {
-	if server != nil {
-		_ = server.Process.Kill() // a throw-away emulator; its exit status is of no interest
+	for _, cmd := range []*exec.Cmd{server, oauthServer} {
+		if cmd != nil {
+			_ = cmd.Process.Kill() // a throw-away emulator; its exit status is of no interest
+		}
 	}
-	if dataDir != "" {
-		_ = os.RemoveAll(dataDir) // temporary data
+	for _, dir := range []string{dataDir, oauthDir} {
+		if dir != "" {
+			_ = os.RemoveAll(dir) // temporary data
+		}
+	}
+	if processIdentity != nil {
+		processIdentity.srv.Close()
 	}
 }
 

@@ -4,10 +4,12 @@
 // blobtest.
 //
 // Configuration (see ParseURL) is --blob-store azblob://<account>/<container>
-// with an optional ?endpoint=<blob service URL>, and the credential in the
-// environment: MOAT_AZBLOB_ACCOUNT_KEY (shared key) or MOAT_AZBLOB_SAS (SAS
-// token). Managed identity is not supported yet. The container is created if
-// missing.
+// with an optional ?endpoint=<blob service URL>, and exactly one credential
+// in the environment: MOAT_AZBLOB_ACCOUNT_KEY (shared key), MOAT_AZBLOB_SAS
+// (SAS token) or MOAT_AZBLOB_CREDENTIAL=managed-identity (Microsoft Entra
+// tokens of the host's managed identity from azidentity; MOAT_AZBLOB_CLIENT_ID
+// names a user-assigned one). Several credentials at once are refused, not
+// ranked. The container is created if missing.
 //
 // Layout in the container:
 //
@@ -47,9 +49,19 @@
 //     (pending, failed, aborted) is reported as not found by Stat and Open, so
 //     a reader sees a blob whole or not at all; a failed copy is replaced by
 //     the next Commit.
-//     The copy stays inside the account: with a shared key it authorises
-//     the source too; with a SAS the source URL carries the token (which
+//     The copy stays inside the account: with a shared key or a managed
+//     identity's bearer token, the destination request's credential
+//     authorises the source too (Azure's rule for Copy Blob within one
+//     account); with a SAS the source URL carries the token (which
 //     therefore needs read permission).
+//   - Download redirects (redirect.go) are service SAS URLs signed with the
+//     account key or, under a managed identity, user delegation SAS URLs
+//     signed with a user delegation key cached until shortly before it
+//     expires. The SDK takes the account of a user delegation SAS from the
+//     first label of the endpoint's host, so redirects under a managed
+//     identity need a host-style endpoint (every Azure one is); a path-style
+//     one (Azurite's https://127.0.0.1:port/<account>) is refused by
+//     CanRedirect, and so at start-up.
 //   - Commit verifies the content even when the blob already exists.
 //   - Reads are ranged GETs on demand, each conditional on the ETag seen at
 //     Open (see Reader).
@@ -73,6 +85,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	azb "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
@@ -90,6 +103,8 @@ type Store struct {
 	c           *container.Client
 	cfg         Config
 	key         *container.SharedKeyCredential // nil unless the account key is the credential
+	token       azcore.TokenCredential         // nil unless a managed identity is the credential
+	delegation  delegation                     // user delegation key for redirects under token
 	blockSize   int
 	concurrency int
 	bufs        sync.Pool
@@ -103,27 +118,42 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("blob azblob: %w", err)
 	}
 	containerURL := cfg.serviceURL() + cfg.Container
+	opts := &container.ClientOptions{}
+	opts.Transport = cfg.Transport
 	var (
-		c   *container.Client
-		key *container.SharedKeyCredential
-		err error
+		c     *container.Client
+		key   *container.SharedKeyCredential
+		token azcore.TokenCredential
+		err   error
 	)
-	if cfg.AccountKey != "" {
+	switch {
+	case cfg.AccountKey != "":
 		var cred *container.SharedKeyCredential
 		cred, err = container.NewSharedKeyCredential(cfg.Account, cfg.AccountKey)
 		if err != nil {
 			// The SDK's message may quote the key; do not pass it on.
 			return nil, fmt.Errorf("blob azblob: %s is not a valid account key", EnvAccountKey)
 		}
-		c, err = container.NewClientWithSharedKeyCredential(containerURL, cred, nil)
+		c, err = container.NewClientWithSharedKeyCredential(containerURL, cred, opts)
 		key = cred
-	} else {
-		c, err = container.NewClientWithNoCredential(containerURL+"?"+strings.TrimPrefix(cfg.SAS, "?"), nil)
+	case cfg.ManagedIdentity:
+		mo := &azidentity.ManagedIdentityCredentialOptions{}
+		if cfg.ClientID != "" {
+			mo.ID = azidentity.ClientID(cfg.ClientID)
+		}
+		var cred *azidentity.ManagedIdentityCredential
+		if cred, err = azidentity.NewManagedIdentityCredential(mo); err != nil {
+			return nil, fmt.Errorf("blob azblob: managed identity: %w", err)
+		}
+		c, err = container.NewClient(containerURL, cred, opts)
+		token = cred
+	default:
+		c, err = container.NewClientWithNoCredential(containerURL+"?"+strings.TrimPrefix(cfg.SAS, "?"), opts)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("blob azblob: client for %s: %w", cfg, err)
 	}
-	s := &Store{c: c, cfg: cfg, key: key, blockSize: cfg.BlockSize, concurrency: cfg.Concurrency}
+	s := &Store{c: c, cfg: cfg, key: key, token: token, blockSize: cfg.BlockSize, concurrency: cfg.Concurrency}
 	if s.blockSize == 0 {
 		s.blockSize = defaultBlockSize
 	}

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"os"
 	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 )
 
 // Environment variables that carry the credential, kept out of the URL so it
@@ -15,6 +17,13 @@ import (
 const (
 	EnvAccountKey = "MOAT_AZBLOB_ACCOUNT_KEY"
 	EnvSAS        = "MOAT_AZBLOB_SAS"
+	// EnvCredential=managed-identity selects the host's managed identity;
+	// EnvClientID then names a user-assigned one by its client id.
+	EnvCredential = "MOAT_AZBLOB_CREDENTIAL" //nolint:gosec // the name of a variable, not a credential
+	EnvClientID   = "MOAT_AZBLOB_CLIENT_ID"
+
+	// CredentialManagedIdentity is the one value EnvCredential takes.
+	CredentialManagedIdentity = "managed-identity"
 )
 
 // Config says where the store lives and how to authenticate.
@@ -32,6 +41,18 @@ type Config struct {
 	// SAS (a query string, with or without '?') selects a shared access
 	// signature; it needs read, add, create, write and delete on blobs.
 	SAS string
+	// ManagedIdentity selects Microsoft Entra tokens of the host's managed
+	// identity, obtained by azidentity (IDENTITY_ENDPOINT/IDENTITY_HEADER
+	// as on App Service and Azure Arc, else the instance metadata service).
+	ManagedIdentity bool
+	// ClientID names a user-assigned managed identity by its client id;
+	// empty means the system-assigned identity.
+	ClientID string
+
+	// Transport, when set, carries the requests to storage (not those to
+	// the managed identity endpoint). Only code sets it, never the URL;
+	// tests use it to trust an emulator's self-signed certificate.
+	Transport policy.Transporter
 
 	// BlockSize is the size of the blocks Append stages (default 8 MiB).
 	BlockSize int
@@ -54,6 +75,10 @@ func (c Config) String() string {
 		cred = "account key"
 	case c.SAS != "":
 		cred = "SAS"
+	case c.ManagedIdentity && c.ClientID != "":
+		cred = "managed identity, client id " + c.ClientID
+	case c.ManagedIdentity:
+		cred = "managed identity (system-assigned)"
 	}
 	return fmt.Sprintf("azblob account %q container %q endpoint %q (credential: %s)", c.Account, c.Container, c.serviceURL(), cred)
 }
@@ -72,11 +97,14 @@ func (c Config) serviceURL() string {
 //
 //	azblob://<account>/<container>[?endpoint=<blob service URL>]
 //
-// and takes the credential from the environment: MOAT_AZBLOB_ACCOUNT_KEY (the
-// account key) or MOAT_AZBLOB_SAS (a SAS token), exactly one of them. The
-// endpoint defaults to https://<account>.blob.core.windows.net/; plain http is
-// accepted only for a loopback host (Azurite), since a SAS travels in the
-// request. Credentials in the URL itself are refused.
+// and takes the credential from the environment, exactly one of:
+// MOAT_AZBLOB_ACCOUNT_KEY (the account key), MOAT_AZBLOB_SAS (a SAS token) or
+// MOAT_AZBLOB_CREDENTIAL=managed-identity (with MOAT_AZBLOB_CLIENT_ID for a
+// user-assigned identity). The endpoint defaults to
+// https://<account>.blob.core.windows.net/; plain http is accepted only for a
+// loopback host (Azurite), since a SAS travels in the request, and never with
+// managed identity, whose bearer tokens need TLS. Credentials in the URL
+// itself are refused.
 func ParseURL(s string) (Config, error) {
 	return parseURL(s, os.Getenv)
 }
@@ -120,7 +148,15 @@ func parseURL(s string, getenv func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("blob store URL %q: %w", redact(u), err)
 		}
 	}
-	c.AccountKey, c.SAS = getenv(EnvAccountKey), getenv(EnvSAS)
+	c.AccountKey, c.SAS, c.ClientID = getenv(EnvAccountKey), getenv(EnvSAS), getenv(EnvClientID)
+	switch getenv(EnvCredential) {
+	case "":
+	case CredentialManagedIdentity:
+		c.ManagedIdentity = true
+	default:
+		// The value is not echoed: a secret may have landed there by mistake.
+		return Config{}, fmt.Errorf("azblob: %s must be %s or unset (to use %s or %s)", EnvCredential, CredentialManagedIdentity, EnvAccountKey, EnvSAS)
+	}
 	if err := c.validCredential(); err != nil {
 		return Config{}, err
 	}
@@ -149,11 +185,27 @@ func (c Config) validate() error {
 }
 
 func (c Config) validCredential() error {
+	var set []string
+	if c.ManagedIdentity {
+		set = append(set, EnvCredential+"="+CredentialManagedIdentity)
+	}
+	if c.AccountKey != "" {
+		set = append(set, EnvAccountKey)
+	}
+	if c.SAS != "" {
+		set = append(set, EnvSAS)
+	}
 	switch {
-	case c.AccountKey != "" && c.SAS != "":
-		return fmt.Errorf("azblob: both %s and %s are set; choose one credential", EnvAccountKey, EnvSAS)
-	case c.AccountKey == "" && c.SAS == "":
-		return fmt.Errorf("azblob: no credential: set %s (account key) or %s (SAS token); managed identity is not supported yet", EnvAccountKey, EnvSAS)
+	case len(set) > 1:
+		return fmt.Errorf("azblob: %s are all set; choose one credential", strings.Join(set, ", "))
+	case len(set) == 0:
+		return fmt.Errorf("azblob: no credential: set %s (account key), %s (SAS token) or %s=%s", EnvAccountKey, EnvSAS, EnvCredential, CredentialManagedIdentity)
+	case c.ClientID != "" && !c.ManagedIdentity:
+		return fmt.Errorf("azblob: %s names a user-assigned managed identity, but %s is not %s", EnvClientID, EnvCredential, CredentialManagedIdentity)
+	case c.ClientID != "" && !isGUID(c.ClientID):
+		return fmt.Errorf("azblob: %s %q is not a client id (want a GUID such as 6a2f3b1c-0000-4000-8000-000000000000)", EnvClientID, c.ClientID)
+	case c.ManagedIdentity && strings.HasPrefix(c.serviceURL(), "http:"):
+		return fmt.Errorf("azblob: managed identity sends bearer tokens, which need an https endpoint, not %s", c.serviceURL())
 	case c.SAS != "":
 		q, err := url.ParseQuery(strings.TrimPrefix(c.SAS, "?"))
 		if err != nil || q.Get("sig") == "" {
@@ -162,6 +214,27 @@ func (c Config) validCredential() error {
 		}
 	}
 	return nil
+}
+
+// isGUID reports whether s has the 8-4-4-4-12 hex shape of an Entra client id.
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // validAccount checks Azure's rule: 3-24 lower-case letters and digits.

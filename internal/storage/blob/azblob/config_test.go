@@ -9,6 +9,10 @@ func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
+const clientID = "6a2f3b1c-9d8e-4f70-a1b2-c3d4e5f60718"
+
+var mi = map[string]string{EnvCredential: CredentialManagedIdentity}
+
 const sasToken = "sv=2024-08-04&ss=b&srt=co&sp=racwdl&se=2030-01-01T00:00:00Z&sig=c2lnbmF0dXJl"
 
 func TestParseURL(t *testing.T) {
@@ -30,6 +34,12 @@ func TestParseURL(t *testing.T) {
 			Config{Account: "acct1", Container: "ccc", Endpoint: "http://[::1]:10000/acct1", AccountKey: "a2V5"}, ""},
 		{"sas", "azblob://acct1/ccc", map[string]string{EnvSAS: "?" + sasToken},
 			Config{Account: "acct1", Container: "ccc", SAS: "?" + sasToken}, ""},
+		{"system-assigned identity", "azblob://acct1/ccc", mi,
+			Config{Account: "acct1", Container: "ccc", ManagedIdentity: true}, ""},
+		{"user-assigned identity", "azblob://acct1/ccc", map[string]string{EnvCredential: "managed-identity", EnvClientID: clientID},
+			Config{Account: "acct1", Container: "ccc", ManagedIdentity: true, ClientID: clientID}, ""},
+		{"identity over https to Azurite", "azblob://devstoreaccount1/moat?endpoint=https://127.0.0.1:10000/devstoreaccount1", mi,
+			Config{Account: "devstoreaccount1", Container: "moat", Endpoint: "https://127.0.0.1:10000/devstoreaccount1", ManagedIdentity: true}, ""},
 
 		{"wrong scheme", "https://acct1/ccc", key, Config{}, "scheme must be azblob"},
 		{"no scheme", "acct1/ccc", key, Config{}, "scheme must be azblob"},
@@ -51,7 +61,20 @@ func TestParseURL(t *testing.T) {
 		{"endpoint not a URL", "azblob://acct1/ccc?endpoint=ftp://h/", key, Config{}, "want an http(s) URL"},
 		{"bad query", "azblob://acct1/ccc?endpoint=%zz", key, Config{}, "query"},
 		{"no credential", "azblob://acct1/ccc", nil, Config{}, "no credential"},
-		{"two credentials", "azblob://acct1/ccc", map[string]string{EnvAccountKey: "a2V5", EnvSAS: sasToken}, Config{}, "choose one"},
+		{"two credentials", "azblob://acct1/ccc", map[string]string{EnvAccountKey: "a2V5", EnvSAS: sasToken}, Config{}, "MOAT_AZBLOB_ACCOUNT_KEY, MOAT_AZBLOB_SAS are all set; choose one"},
+		{"identity and key", "azblob://acct1/ccc", map[string]string{EnvCredential: "managed-identity", EnvAccountKey: "a2V5"}, Config{},
+			"MOAT_AZBLOB_CREDENTIAL=managed-identity, MOAT_AZBLOB_ACCOUNT_KEY are all set; choose one"},
+		{"identity and SAS", "azblob://acct1/ccc", map[string]string{EnvCredential: "managed-identity", EnvSAS: sasToken}, Config{},
+			"MOAT_AZBLOB_CREDENTIAL=managed-identity, MOAT_AZBLOB_SAS are all set; choose one"},
+		{"three credentials", "azblob://acct1/ccc", map[string]string{EnvCredential: "managed-identity", EnvAccountKey: "a2V5", EnvSAS: sasToken}, Config{},
+			"MOAT_AZBLOB_CREDENTIAL=managed-identity, MOAT_AZBLOB_ACCOUNT_KEY, MOAT_AZBLOB_SAS are all set"},
+		{"unknown credential kind", "azblob://acct1/ccc", map[string]string{EnvCredential: "hunter2"}, Config{}, "MOAT_AZBLOB_CREDENTIAL must be managed-identity or unset"},
+		{"credential kind in another case", "azblob://acct1/ccc", map[string]string{EnvCredential: "Managed-Identity"}, Config{}, "must be managed-identity"},
+		{"client id without identity", "azblob://acct1/ccc", map[string]string{EnvAccountKey: "a2V5", EnvClientID: clientID}, Config{},
+			"MOAT_AZBLOB_CLIENT_ID names a user-assigned managed identity, but MOAT_AZBLOB_CREDENTIAL is not managed-identity"},
+		{"client id not a GUID", "azblob://acct1/ccc", map[string]string{EnvCredential: "managed-identity", EnvClientID: "my-identity"}, Config{}, "is not a client id"},
+		{"client id one short", "azblob://acct1/ccc", map[string]string{EnvCredential: "managed-identity", EnvClientID: clientID[1:]}, Config{}, "is not a client id"},
+		{"identity over http", "azblob://devstoreaccount1/moat?endpoint=http://127.0.0.1:10000/devstoreaccount1", mi, Config{}, "need an https endpoint"},
 		{"not a SAS", "azblob://acct1/ccc", map[string]string{EnvSAS: "hunter2"}, Config{}, "is not a SAS token"},
 	}
 	for _, tc := range tests {
@@ -82,6 +105,7 @@ func TestConfigStringHidesSecrets(t *testing.T) {
 	for _, c := range []Config{
 		{Account: "acct1", Container: "ccc", AccountKey: "c2VjcmV0a2V5"},
 		{Account: "acct1", Container: "ccc", SAS: sasToken},
+		{Account: "acct1", Container: "ccc", ManagedIdentity: true, ClientID: clientID},
 	} {
 		for _, s := range []string{c.String(), c.LogValue().String()} {
 			if strings.Contains(s, "c2VjcmV0a2V5") || strings.Contains(s, "sig=") {
@@ -103,12 +127,50 @@ func FuzzParseURL(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		c, err := parseURL(s, env(map[string]string{EnvAccountKey: "a2V5"}))
-		if err != nil {
-			return
-		}
-		if err := c.validate(); err != nil {
-			t.Fatalf("parseURL(%q) accepted a config validate refuses: %v", s, err)
+		for _, e := range []map[string]string{{EnvAccountKey: "a2V5"}, mi} {
+			c, err := parseURL(s, env(e))
+			if err != nil {
+				continue
+			}
+			if err := c.validate(); err != nil {
+				t.Fatalf("parseURL(%q) accepted a config validate refuses: %v", s, err)
+			}
 		}
 	})
+}
+
+func TestConfigStringNamesCredential(t *testing.T) {
+	for _, tc := range []struct {
+		c    Config
+		want string
+	}{
+		{Config{AccountKey: "a2V5"}, "(credential: account key)"},
+		{Config{SAS: sasToken}, "(credential: SAS)"},
+		{Config{ManagedIdentity: true}, "(credential: managed identity (system-assigned))"},
+		{Config{ManagedIdentity: true, ClientID: clientID}, "(credential: managed identity, client id " + clientID + ")"},
+	} {
+		if got := tc.c.String(); !strings.HasSuffix(got, tc.want) {
+			t.Errorf("String() = %q, want it to end in %q", got, tc.want)
+		}
+	}
+}
+
+func TestHostStyle(t *testing.T) {
+	for _, tc := range []struct {
+		endpoint string
+		want     bool
+	}{
+		{"", true}, // https://acct1.blob.core.windows.net/
+		{"https://acct1.blob.core.chinacloudapi.cn/", true},
+		{"https://acct1.blob.localhost:10000", true},
+		{"https://127.0.0.1:10000/acct1", false},
+		{"https://[::1]:10000/acct1", false},
+		{"https://localhost:10000/acct1", false},
+		{"https://acct10.blob.core.windows.net/", false},
+		{"https://blob.example.net/acct1", false},
+	} {
+		if got := (Config{Account: "acct1", Endpoint: tc.endpoint}).hostStyle(); got != tc.want {
+			t.Errorf("hostStyle(%q) = %v, want %v", tc.endpoint, got, tc.want)
+		}
+	}
 }
