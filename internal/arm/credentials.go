@@ -13,7 +13,6 @@ package arm
 import (
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/moat-registry/moat/internal/identity"
 )
@@ -29,21 +28,14 @@ const (
 // parseCredentialsRoute recognises the two routes; action is "" for any
 // other path.
 func parseCredentialsRoute(path string) (rt route, action string) {
-	seg := strings.Split(strings.Trim(path, "/"), "/")
-	if len(seg) != 9 || !eq(seg[0], "subscriptions") || !eq(seg[2], "resourceGroups") || !eq(seg[4], "providers") ||
-		!eq(seg[5], providerNS) || !eq(seg[6], registriesRT) {
+	rt, rest, ok := registrySubpath(path, 1)
+	if !ok {
 		return route{}, ""
 	}
-	for _, s := range seg {
-		if s == "" {
-			return route{}, ""
-		}
-	}
-	rt = route{sub: seg[1], rg: seg[3], name: seg[7], kind: routeRegistry}
 	switch {
-	case eq(seg[8], extListCredentials):
+	case eq(rest[0], extListCredentials):
 		return rt, extListCredentials
-	case eq(seg[8], extRegenerateCredential):
+	case eq(rest[0], extRegenerateCredential):
 		return rt, extRegenerateCredential
 	}
 	return route{}, ""

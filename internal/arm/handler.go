@@ -120,6 +120,35 @@ const (
 	registriesRT = "registries"
 )
 
+// resourceSubpath splits a path below one resource,
+// /subscriptions/{sub}/resourceGroups/{rg}/providers/{ns}/{rtype}/{name}/{rest...},
+// matching the fixed segments case-insensitively. It returns the resource's
+// route (kind routeRegistry when ns/rtype are the registry's) and the 1 to
+// maxRest segments after its name; ok is false for any other shape or an
+// empty segment. The child-resource and action routes all start so.
+func resourceSubpath(path, ns, rtype string, maxRest int) (rt route, rest []string, ok bool) {
+	seg := strings.Split(strings.Trim(path, "/"), "/")
+	if len(seg) < 9 || len(seg) > 8+maxRest || !eq(seg[0], "subscriptions") || !eq(seg[2], "resourcegroups") ||
+		!eq(seg[4], "providers") || !eq(seg[5], ns) || !eq(seg[6], rtype) {
+		return route{}, nil, false
+	}
+	for _, s := range seg {
+		if s == "" {
+			return route{}, nil, false
+		}
+	}
+	rt = route{sub: seg[1], rg: seg[3], name: seg[7]}
+	if eq(ns, providerNS) && eq(rtype, registriesRT) {
+		rt.kind = routeRegistry
+	}
+	return rt, seg[8:], true
+}
+
+// registrySubpath is resourceSubpath for a registry.
+func registrySubpath(path string, maxRest int) (route, []string, bool) {
+	return resourceSubpath(path, providerNS, registriesRT, maxRest)
+}
+
 func parseRoute(path string) route {
 	seg := strings.Split(strings.Trim(path, "/"), "/")
 	for _, s := range seg {

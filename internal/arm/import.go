@@ -151,22 +151,16 @@ type importRoute struct {
 }
 
 func parseImportRoute(path string) (importRoute, bool) {
-	seg := strings.Split(strings.Trim(path, "/"), "/")
-	if len(seg) < 9 || !eq(seg[0], "subscriptions") || !eq(seg[2], "resourcegroups") || !eq(seg[4], "providers") ||
-		!eq(seg[5], providerNS) || !eq(seg[6], registriesRT) {
+	rt, rest, ok := registrySubpath(path, 2)
+	if !ok {
 		return importRoute{}, false
 	}
-	for _, s := range seg {
-		if s == "" {
-			return importRoute{}, false
-		}
-	}
-	ir := importRoute{sub: seg[1], rg: seg[3], name: seg[7]}
+	ir := importRoute{sub: rt.sub, rg: rt.rg, name: rt.name}
 	switch {
-	case len(seg) == 9 && eq(seg[8], importAction):
+	case len(rest) == 1 && eq(rest[0], importAction):
 		return ir, true
-	case len(seg) == 10 && eq(seg[8], importOpsSeg):
-		ir.op = seg[9]
+	case len(rest) == 2 && eq(rest[0], importOpsSeg):
+		ir.op = rest[1]
 		return ir, true
 	}
 	return importRoute{}, false

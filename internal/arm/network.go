@@ -35,21 +35,14 @@ const (
 // parseNetworkExtension recognises the extension routes; action is "" for
 // any other path.
 func parseNetworkExtension(path string) (rt route, action string) {
-	seg := strings.Split(strings.Trim(path, "/"), "/")
-	if len(seg) != 9 || !eq(seg[0], "subscriptions") || !eq(seg[2], "resourceGroups") || !eq(seg[4], "providers") ||
-		!eq(seg[5], providerNS) || !eq(seg[6], registriesRT) {
+	rt, rest, ok := registrySubpath(path, 1)
+	if !ok {
 		return route{}, ""
 	}
-	for _, s := range seg {
-		if s == "" {
-			return route{}, ""
-		}
-	}
-	rt = route{sub: seg[1], rg: seg[3], name: seg[7], kind: routeRegistry}
 	switch {
-	case eq(seg[8], extAuditRecords):
+	case eq(rest[0], extAuditRecords):
 		return rt, extAuditRecords
-	case eq(seg[8], extCheckAccess):
+	case eq(rest[0], extCheckAccess):
 		return rt, extCheckAccess
 	}
 	return route{}, ""

@@ -64,23 +64,17 @@ type pipelineRoute struct {
 }
 
 func parsePipelineRoute(path string) (pipelineRoute, bool) {
-	seg := strings.Split(strings.Trim(path, "/"), "/")
-	if len(seg) < 9 || len(seg) > 10 || !eq(seg[0], "subscriptions") || !eq(seg[2], "resourcegroups") || !eq(seg[4], "providers") ||
-		!eq(seg[5], providerNS) || !eq(seg[6], registriesRT) {
-		return pipelineRoute{}, false
-	}
-	for _, s := range seg {
-		if s == "" {
-			return pipelineRoute{}, false
-		}
-	}
-	typ, ok := pipelineKinds[strings.ToLower(seg[8])]
+	rt, rest, ok := registrySubpath(path, 2)
 	if !ok {
 		return pipelineRoute{}, false
 	}
-	pr := pipelineRoute{reg: route{sub: seg[1], rg: seg[3], name: seg[7], kind: routeRegistry}, seg: seg[8], typ: typ}
-	if len(seg) == 10 {
-		pr.child = seg[9]
+	typ, ok := pipelineKinds[strings.ToLower(rest[0])]
+	if !ok {
+		return pipelineRoute{}, false
+	}
+	pr := pipelineRoute{reg: rt, seg: rest[0], typ: typ}
+	if len(rest) == 2 {
+		pr.child = rest[1]
 	}
 	return pr, true
 }
@@ -97,19 +91,13 @@ type secretRoute struct {
 }
 
 func parseSecretRoute(path string) (secretRoute, bool) {
-	seg := strings.Split(strings.Trim(path, "/"), "/")
-	if len(seg) < 9 || len(seg) > 10 || !eq(seg[0], "subscriptions") || !eq(seg[2], "resourcegroups") || !eq(seg[4], "providers") ||
-		!eq(seg[5], keyVaultNS) || !eq(seg[6], "vaults") || !eq(seg[8], "secrets") {
+	vault, rest, ok := resourceSubpath(path, keyVaultNS, "vaults", 2)
+	if !ok || !eq(rest[0], "secrets") {
 		return secretRoute{}, false
 	}
-	for _, s := range seg {
-		if s == "" {
-			return secretRoute{}, false
-		}
-	}
-	sr := secretRoute{sub: seg[1], rg: seg[3], vault: seg[7]}
-	if len(seg) == 10 {
-		sr.name = seg[9]
+	sr := secretRoute{sub: vault.sub, rg: vault.rg, vault: vault.name}
+	if len(rest) == 2 {
+		sr.name = rest[1]
 	}
 	return sr, true
 }

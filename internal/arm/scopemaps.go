@@ -60,29 +60,23 @@ type childRoute struct {
 }
 
 func parseChildRoute(path string) (childRoute, bool) {
-	seg := strings.Split(strings.Trim(path, "/"), "/")
-	if len(seg) < 9 || len(seg) > 10 || !eq(seg[0], "subscriptions") || !eq(seg[2], "resourcegroups") || !eq(seg[4], "providers") ||
-		!eq(seg[5], providerNS) || !eq(seg[6], registriesRT) {
+	rt, rest, ok := registrySubpath(path, 2)
+	if !ok {
 		return childRoute{}, false
 	}
-	for _, s := range seg {
-		if s == "" {
-			return childRoute{}, false
-		}
-	}
-	cr := childRoute{reg: route{sub: seg[1], rg: seg[3], name: seg[7], kind: routeRegistry}}
+	cr := childRoute{reg: rt}
 	switch {
-	case eq(seg[8], scopemap.ScopeMapsSegment):
+	case eq(rest[0], scopemap.ScopeMapsSegment):
 		cr.kind = scopemap.ScopeMapsSegment
-	case eq(seg[8], scopemap.TokensSegment):
+	case eq(rest[0], scopemap.TokensSegment):
 		cr.kind = scopemap.TokensSegment
-	case eq(seg[8], generateSeg) && len(seg) == 9:
+	case eq(rest[0], generateSeg) && len(rest) == 1:
 		cr.kind = generateSeg
 	default:
 		return childRoute{}, false
 	}
-	if len(seg) == 10 {
-		cr.child = seg[9]
+	if len(rest) == 2 {
+		cr.child = rest[1]
 	}
 	return cr, true
 }
