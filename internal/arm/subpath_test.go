@@ -16,9 +16,9 @@ func TestResourceSubpath(t *testing.T) {
 		{reg + "/listCredentials", 1, true, []string{"listCredentials"}},
 		{reg + "/scopeMaps/m", 2, true, []string{"scopeMaps", "m"}},
 		{"/SUBSCRIPTIONS/s/RESOURCEGROUPS/g/PROVIDERS/microsoft.containerregistry/REGISTRIES/r/tokens/", 2, true, []string{"tokens"}},
-		{reg, 2, false, nil},                    // nothing below the registry
-		{reg + "/scopeMaps/m", 1, false, nil},   // more than maxRest
-		{reg + "/scopeMaps//m", 3, false, nil},  // an empty segment
+		{reg, 2, false, nil},                   // nothing below the registry
+		{reg + "/scopeMaps/m", 1, false, nil},  // more than maxRest
+		{reg + "/scopeMaps//m", 3, false, nil}, // an empty segment
 		{"/subscriptions/s/resourceGroups/g/providers/Microsoft.KeyVault/vaults/r/secrets", 2, false, nil},
 		{"/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerRegistry/webhooks/r/x", 2, false, nil},
 	}
