@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/moat-registry/moat/internal/testsupport/diskbound"
 )
 
 // settle writes every dirty page of the machine back to disk and waits for
@@ -96,11 +98,10 @@ func measureBound(dir string, size int64) (bound, error) {
 	return b, nil
 }
 
-// timedWrite writes data to a new file in dir in 1 MiB chunks (hashing each
-// chunk first when h is not nil), fsyncs, closes and removes it, and
-// reports the time up to the close. With hint it asks the kernel to start
-// writing back every 8 MiB written (sync_file_range), as moat's blob store
-// does, so the fsync has little left to wait for. The disk is synced before
+// timedWrite writes data to a new file in dir with diskbound.Write (1 MiB
+// writes, each hashed first when h is not nil, writeback started every
+// 8 MiB when hint), closes and removes it, and reports the time up to the
+// close. The disk is synced before
 // the clock starts, so no earlier write's writeback is counted.
 func timedWrite(dir string, data []byte, h hash.Hash, hint bool) (throughput, error) {
 	f, err := os.CreateTemp(dir, "bound-*.tmp")
@@ -109,32 +110,16 @@ func timedWrite(dir string, data []byte, h hash.Hash, hint bool) (throughput, er
 	}
 	name := f.Name()
 	defer func() { _ = os.Remove(name) }()
-	size := int64(len(data))
 	settle()
 	start := time.Now()
-	var flushed int64
-	for off := int64(0); off < size; off += mib {
-		chunk := data[off:min(off+mib, size)]
-		if h != nil {
-			h.Write(chunk)
-		}
-		if _, err := f.Write(chunk); err != nil {
-			_ = f.Close()
-			return throughput{}, fmt.Errorf("writing %s: %w", name, err)
-		}
-		if end := off + int64(len(chunk)); hint && end-flushed >= 8*mib {
-			_ = unix.SyncFileRange(int(f.Fd()), flushed, end-flushed, unix.SYNC_FILE_RANGE_WRITE)
-			flushed = end
-		}
-	}
-	if err := f.Sync(); err != nil {
+	if err := diskbound.Write(f, data, h, hint); err != nil {
 		_ = f.Close()
-		return throughput{}, fmt.Errorf("fsync %s: %w", name, err)
+		return throughput{}, fmt.Errorf("writing %s: %w", name, err)
 	}
 	if err := f.Close(); err != nil {
 		return throughput{}, fmt.Errorf("closing %s: %w", name, err)
 	}
-	return throughput{bytes: size, dur: time.Since(start)}, nil
+	return throughput{bytes: int64(len(data)), dur: time.Since(start)}, nil
 }
 
 // machine describes where the numbers were taken.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/moat-registry/moat/internal/storage/blob"
 	"github.com/moat-registry/moat/internal/storage/blob/blobtest"
+	"github.com/moat-registry/moat/internal/testsupport/diskbound"
 )
 
 func newInternal(t testing.TB, root string, serial bool) *Store {
@@ -322,13 +323,7 @@ func writeSync(name string, p []byte) error {
 	if err != nil {
 		return err
 	}
-	for off := 0; off < len(p); off += chunkSize {
-		if _, err := f.Write(p[off:min(off+chunkSize, len(p))]); err != nil {
-			_ = f.Close()
-			return err
-		}
-	}
-	if err := f.Sync(); err != nil {
+	if err := diskbound.Write(f, p, nil, false); err != nil {
 		_ = f.Close()
 		return err
 	}
