@@ -371,7 +371,7 @@ func newACRCmd(cio cliIO) *cobra.Command {
 			for i := range items {
 				items[i] = withResourceGroup(items[i])
 			}
-			return out.print(cio.stdout, nonNilList(items), registryColumns)
+			return out.print(cio.stdout, items, registryColumns)
 		},
 	}
 	list.Flags().StringVarP(&listGroup, "resource-group", "g", "", "resource group")

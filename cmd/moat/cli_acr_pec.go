@@ -35,7 +35,7 @@ func newPrivateEndpointConnectionCmd(cio cliIO, out *outputOptions) *cobra.Comma
 				if err != nil {
 					return err
 				}
-				return out.print(cio.stdout, nonNilList(items), pecColumns)
+				return out.print(cio.stdout, items, pecColumns)
 			})
 		},
 	}

@@ -61,7 +61,7 @@ func newPipelineCmd(cio cliIO, out *outputOptions, k pipelineKind) *cobra.Comman
 			for i := range l {
 				l[i] = flattenPipeline(l[i], k.storageKey)
 			}
-			return out.print(cio.stdout, nonNilList(l), pipelineColumns)
+			return out.print(cio.stdout, l, pipelineColumns)
 		}
 		return out.print(cio.stdout, flattenPipeline(v, k.storageKey), pipelineColumns)
 	}
@@ -146,7 +146,7 @@ func newPipelineRunCmd(cio cliIO, out *outputOptions) *cobra.Command {
 	api := model.Latest().String()
 	print := func(v any) error {
 		if l, ok := v.([]any); ok {
-			return out.print(cio.stdout, nonNilList(l), pipelineRunColumns)
+			return out.print(cio.stdout, l, pipelineRunColumns)
 		}
 		return out.print(cio.stdout, v, pipelineRunColumns)
 	}
@@ -341,7 +341,7 @@ func newKeyVaultCmd(cio cliIO) *cobra.Command {
 	cmd := &cobra.Command{Use: "secret", Short: "Manage secrets", Args: noArgs, RunE: subcommandRequired}
 	print := func(v any) error {
 		if l, ok := v.([]any); ok {
-			return out.print(cio.stdout, nonNilList(l), secretColumns)
+			return out.print(cio.stdout, l, secretColumns)
 		}
 		return out.print(cio.stdout, v, secretColumns)
 	}

@@ -241,7 +241,7 @@ func newScopeMapCmd(cio cliIO, out *outputOptions) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return print(nonNilList(items))
+				return print(items)
 			})
 		},
 	}

@@ -208,7 +208,7 @@ func newTokenCmd(cio cliIO, out *outputOptions) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return print(nonNilList(items))
+				return print(items)
 			})
 		},
 	}

@@ -127,11 +127,7 @@ func newADSPCmd(cio cliIO, out *outputOptions) *cobra.Command {
 		Use: "list", Short: "List service principals", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runAD(cmd, cio, out, spColumns, func(ctx context.Context, s *session) (any, error) {
-				items, err := s.list(ctx, spsAPIPath, principalsAPIVersion)
-				if items == nil && err == nil {
-					items = []any{}
-				}
-				return items, err
+				return s.list(ctx, spsAPIPath, principalsAPIVersion)
 			})
 		},
 	}
@@ -204,11 +200,7 @@ func newADUserCmd(cio cliIO, out *outputOptions) *cobra.Command {
 		Use: "list", Short: "List users", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runAD(cmd, cio, out, userColumns, func(ctx context.Context, s *session) (any, error) {
-				items, err := s.list(ctx, usersAPIPath, principalsAPIVersion)
-				if items == nil && err == nil {
-					items = []any{}
-				}
-				return items, err
+				return s.list(ctx, usersAPIPath, principalsAPIVersion)
 			})
 		},
 	}

@@ -100,7 +100,7 @@ func newGroupCmd(cio cliIO) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return out.print(cio.stdout, nonNilList(items), groupColumns)
+			return out.print(cio.stdout, items, groupColumns)
 		},
 	}
 	cmd.AddCommand(create, show, del, list)

@@ -100,7 +100,7 @@ func newIdentityCmd(cio cliIO) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return out.print(cio.stdout, nonNilList(items), identityColumns)
+			return out.print(cio.stdout, items, identityColumns)
 		},
 	}
 	list.Flags().StringVarP(&listGroup, "resource-group", "g", "", "resource group (default: the whole subscription)")

@@ -399,26 +399,3 @@ func newRoleDefinitionCmd(cio cliIO, out *outputOptions) *cobra.Command {
 	cmd.AddCommand(list)
 	return cmd
 }
-
-// listURL GETs an ARM collection at u (with its query) and follows nextLink.
-func (s *session) listURL(ctx context.Context, u string) ([]any, error) {
-	page, err := s.callURL(ctx, http.MethodGet, u, nil)
-	items := []any{}
-	for range 10000 {
-		if err != nil {
-			return nil, err
-		}
-		m, _ := page.(map[string]any)
-		v, _ := m["value"].([]any)
-		items = append(items, v...)
-		next, _ := m["nextLink"].(string)
-		if next == "" {
-			return items, nil
-		}
-		if err := s.sameServer(next); err != nil {
-			return nil, err
-		}
-		page, err = s.callURL(ctx, http.MethodGet, next, nil)
-	}
-	return nil, failf("InvalidResponse", "the list at %s never ends", u)
-}

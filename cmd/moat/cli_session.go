@@ -246,8 +246,12 @@ func openSession(ctx context.Context) (*session, error) {
 // Location) is followed until it ends. Non-2xx answers become a cliError
 // with the ARM code and message.
 func (s *session) call(ctx context.Context, method, path, apiVersion string, body any) (any, error) {
-	u := s.prof.Server + (&url.URL{Path: path}).EscapedPath() + "?api-version=" + url.QueryEscape(apiVersion)
-	return s.callURL(ctx, method, u, body)
+	return s.callURL(ctx, method, s.armURL(path, apiVersion), body)
+}
+
+// armURL is the server's URL of an ARM path at an api-version.
+func (s *session) armURL(path, apiVersion string) string {
+	return s.prof.Server + (&url.URL{Path: path}).EscapedPath() + "?api-version=" + url.QueryEscape(apiVersion)
 }
 
 func (s *session) callURL(ctx context.Context, method, u string, body any) (any, error) {
@@ -459,10 +463,16 @@ func armError(status int, headerCode string, body []byte) error {
 	return &cliError{Code: code, Message: msg}
 }
 
-// list GETs an ARM collection and follows nextLink.
+// list GETs an ARM collection and follows nextLink. An empty collection is
+// an empty, non-nil list, so it prints as [] in JSON.
 func (s *session) list(ctx context.Context, path, apiVersion string) ([]any, error) {
-	page, err := s.call(ctx, http.MethodGet, path, apiVersion, nil)
-	var items []any
+	return s.listURL(ctx, s.armURL(path, apiVersion))
+}
+
+// listURL is list for a URL that carries its own query (a $filter).
+func (s *session) listURL(ctx context.Context, u string) ([]any, error) {
+	page, err := s.callURL(ctx, http.MethodGet, u, nil)
+	items := []any{}
 	for range 10000 {
 		if err != nil {
 			return nil, err
@@ -479,5 +489,5 @@ func (s *session) list(ctx context.Context, path, apiVersion string) ([]any, err
 		}
 		page, err = s.callURL(ctx, http.MethodGet, next, nil)
 	}
-	return nil, failf("InvalidResponse", "the list at %s never ends", path)
+	return nil, failf("InvalidResponse", "the list at %s never ends", u)
 }
