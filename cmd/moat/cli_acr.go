@@ -386,6 +386,41 @@ func newACRCmd(cio cliIO) *cobra.Command {
 	return cmd
 }
 
+// registryChildList is `list -r REGISTRY`: it lists the registry's child
+// resources under seg and prints them with print.
+func registryChildList(use, short, seg, api string, out *outputOptions, print func(any) error) *cobra.Command {
+	var lr registryRef
+	list := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withRegistry(cmd, out, &lr, func(ctx context.Context, s *session, path string) error {
+				items, err := s.list(ctx, path+"/"+seg, api)
+				if err != nil {
+					return err
+				}
+				return print(items)
+			})
+		},
+	}
+	lr.addRegistryFlags(list.Flags())
+	return list
+}
+
+// requireYes gives del a --yes flag and refuses to run without it, with
+// refusal (formatted with the name *name) as the usage error.
+func requireYes(del *cobra.Command, refusal string, name *string) {
+	var yes bool
+	del.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	del.PreRunE = func(*cobra.Command, []string) error {
+		if !yes {
+			return usagef(refusal, *name)
+		}
+		return nil
+	}
+}
+
 // withRegistry checks the name, opens the session, finds the registry's
 // path and runs do.
 func withRegistry(cmd *cobra.Command, out *outputOptions, r *registryRef, do func(ctx context.Context, s *session, path string) error) error {

@@ -24,22 +24,8 @@ func newPrivateEndpointConnectionCmd(cio cliIO, out *outputOptions) *cobra.Comma
 	api := model.Latest().String()
 	connPath := func(regPath, name string) string { return regPath + "/privateEndpointConnections/" + name }
 
-	var lr registryRef
-	list := &cobra.Command{
-		Use:   "list -r REGISTRY [-g RG]",
-		Short: "List the connections",
-		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withRegistry(cmd, out, &lr, func(ctx context.Context, s *session, path string) error {
-				items, err := s.list(ctx, path+"/privateEndpointConnections", api)
-				if err != nil {
-					return err
-				}
-				return out.print(cio.stdout, items, pecColumns)
-			})
-		},
-	}
-	lr.addRegistryFlags(list.Flags())
+	list := registryChildList("list -r REGISTRY [-g RG]", "List the connections", "privateEndpointConnections", api, out,
+		func(v any) error { return out.print(cio.stdout, v, pecColumns) })
 
 	// one builds the commands that name one connection.
 	one := func(use, short string, run func(ctx context.Context, s *session, path string) (any, error)) (*cobra.Command, *string) {
@@ -93,17 +79,10 @@ func newPrivateEndpointConnectionCmd(cio cliIO, out *outputOptions) *cobra.Comma
 	reject, _ := one("reject", "Reject a connection", setState("Rejected", &rejectDesc))
 	reject.Flags().StringVar(&rejectDesc, "description", "Rejected by moat", "reason for the rejection")
 
-	var yes bool
 	del, delName := one("delete", "Delete a connection", func(ctx context.Context, s *session, path string) (any, error) {
 		return nil, nilIfNoErr(s.call(ctx, http.MethodDelete, path, api, nil))
 	})
-	del.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
-	del.PreRunE = func(*cobra.Command, []string) error {
-		if !yes {
-			return usagef("deleting connection %q cuts its private endpoint off; pass --yes", *delName)
-		}
-		return nil
-	}
+	requireYes(del, "deleting connection %q cuts its private endpoint off; pass --yes", delName)
 	cmd.AddCommand(list, show, approve, reject, del)
 	return cmd
 }

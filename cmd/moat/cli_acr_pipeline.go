@@ -126,17 +126,7 @@ func newPipelineCmd(cio cliIO, out *outputOptions, k pipelineKind) *cobra.Comman
 		_, err := s.call(ctx, http.MethodDelete, path, api, nil)
 		return err
 	})
-	var lr registryRef
-	list := &cobra.Command{Use: "list -r REGISTRY", Short: "List the registry's pipelines", Args: noArgs, RunE: func(cmd *cobra.Command, _ []string) error {
-		return withRegistry(cmd, out, &lr, func(ctx context.Context, s *session, path string) error {
-			items, err := s.list(ctx, path+"/"+k.seg, api)
-			if err != nil {
-				return err
-			}
-			return print(items)
-		})
-	}}
-	lr.addRegistryFlags(list.Flags())
+	list := registryChildList("list -r REGISTRY", "List the registry's pipelines", k.seg, api, out, print)
 	cmd.AddCommand(create, show, list, del)
 	return cmd
 }
@@ -236,17 +226,7 @@ func newPipelineRunCmd(cio cliIO, out *outputOptions) *cobra.Command {
 		_, err := s.call(ctx, http.MethodDelete, path, api, nil)
 		return err
 	})
-	var lr registryRef
-	list := &cobra.Command{Use: "list -r REGISTRY", Short: "List the registry's pipeline runs", Args: noArgs, RunE: func(cmd *cobra.Command, _ []string) error {
-		return withRegistry(cmd, out, &lr, func(ctx context.Context, s *session, path string) error {
-			items, err := s.list(ctx, path+"/pipelineRuns", api)
-			if err != nil {
-				return err
-			}
-			return print(items)
-		})
-	}}
-	lr.addRegistryFlags(list.Flags())
+	list := registryChildList("list -r REGISTRY", "List the registry's pipeline runs", "pipelineRuns", api, out, print)
 	cmd.AddCommand(create, show, list, del)
 	return cmd
 }

@@ -216,36 +216,14 @@ func newScopeMapCmd(cio cliIO, out *outputOptions) *cobra.Command {
 		return print(res)
 	})
 
-	var yes bool
 	del, delName := named("delete -r REGISTRY -n NAME --yes", "Delete a scope map (not while a token uses it)", noArgs,
 		func(_ *cobra.Command, _ []string, ctx context.Context, s *session, path string) error {
 			_, err := s.call(ctx, http.MethodDelete, path, api, nil)
 			return err
 		})
-	del.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
-	del.PreRunE = func(*cobra.Command, []string) error {
-		if !yes {
-			return usagef("deleting scope map %q takes its permissions away; pass --yes", *delName)
-		}
-		return nil
-	}
+	requireYes(del, "deleting scope map %q takes its permissions away; pass --yes", delName)
 
-	var lr registryRef
-	list := &cobra.Command{
-		Use:   "list -r REGISTRY",
-		Short: "List a registry's scope maps, the system-defined ones included",
-		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withRegistry(cmd, out, &lr, func(ctx context.Context, s *session, path string) error {
-				items, err := s.list(ctx, path+"/scopeMaps", api)
-				if err != nil {
-					return err
-				}
-				return print(items)
-			})
-		},
-	}
-	lr.addRegistryFlags(list.Flags())
+	list := registryChildList("list -r REGISTRY", "List a registry's scope maps, the system-defined ones included", "scopeMaps", api, out, print)
 	cmd.AddCommand(create, update, show, del, list)
 	return cmd
 }

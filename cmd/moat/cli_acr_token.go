@@ -183,36 +183,14 @@ func newTokenCmd(cio cliIO, out *outputOptions) *cobra.Command {
 			return print(res)
 		})
 
-	var yes bool
 	del, delName := named("delete -r REGISTRY -n NAME --yes", "Delete a token", noArgs,
 		func(_ *cobra.Command, _ []string, ctx context.Context, s *session, regPath, name string) error {
 			_, err := s.call(ctx, http.MethodDelete, tokenPath(regPath, name), api, nil)
 			return err
 		})
-	del.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
-	del.PreRunE = func(*cobra.Command, []string) error {
-		if !yes {
-			return usagef("deleting token %q revokes its credentials; pass --yes", *delName)
-		}
-		return nil
-	}
+	requireYes(del, "deleting token %q revokes its credentials; pass --yes", delName)
 
-	var lr registryRef
-	list := &cobra.Command{
-		Use:   "list -r REGISTRY",
-		Short: "List a registry's tokens",
-		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withRegistry(cmd, out, &lr, func(ctx context.Context, s *session, path string) error {
-				items, err := s.list(ctx, path+"/tokens", api)
-				if err != nil {
-					return err
-				}
-				return print(items)
-			})
-		},
-	}
-	lr.addRegistryFlags(list.Flags())
+	list := registryChildList("list -r REGISTRY", "List a registry's tokens", "tokens", api, out, print)
 
 	cmd.AddCommand(create, update, show, del, list, newTokenCredentialCmd(cio, out))
 	return cmd
