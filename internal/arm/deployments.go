@@ -164,6 +164,29 @@ func parseDeploymentRoute(path string) (deploymentRoute, bool) {
 	return deploymentRoute{}, false
 }
 
+// deploymentAction gives, for a route below one deployment
+// (parseDeploymentRoute accepts no other action), the method it takes and
+// its handler.
+func (h *handler) deploymentAction(action string) (string, func(http.ResponseWriter, *http.Request, deploymentRoute) error) {
+	switch action {
+	case "validate":
+		return http.MethodPost, h.validateDeployment
+	case "whatIf":
+		return http.MethodPost, h.whatIfDeployment
+	case "cancel":
+		return http.MethodPost, h.cancelDeployment
+	case "exportTemplate":
+		return http.MethodPost, h.exportDeploymentTemplate
+	case "operations":
+		return http.MethodGet, h.deploymentOperations
+	case "operationResults":
+		return http.MethodGet, h.deploymentResult
+	case "operationStatuses":
+		return http.MethodGet, h.deploymentStatus
+	}
+	return "", nil
+}
+
 // serveDeployments answers the routes of template deployments (Microsoft.Resources/deployments); false for any other path.
 func (h *handler) serveDeployments(w http.ResponseWriter, r *http.Request) bool {
 	d, ok := parseDeploymentRoute(r.URL.Path)
@@ -207,26 +230,10 @@ func (h *handler) serveDeployments(w http.ResponseWriter, r *http.Request) bool 
 			h.methodNotAllowed(w, r, http.MethodPut, http.MethodGet, http.MethodHead, http.MethodDelete)
 			return true
 		}
-	case d.action == "validate":
-		h.only(w, r, http.MethodPost, func() error { return h.validateDeployment(w, r, d) })
-		return true
-	case d.action == "whatIf":
-		h.only(w, r, http.MethodPost, func() error { return h.whatIfDeployment(w, r, d) })
-		return true
-	case d.action == "cancel":
-		h.only(w, r, http.MethodPost, func() error { return h.cancelDeployment(w, r, d) })
-		return true
-	case d.action == "exportTemplate":
-		h.only(w, r, http.MethodPost, func() error { return h.exportDeploymentTemplate(w, r, d) })
-		return true
-	case d.action == "operations":
-		h.only(w, r, http.MethodGet, func() error { return h.deploymentOperations(w, r, d) })
-		return true
-	case d.action == "operationResults":
-		h.only(w, r, http.MethodGet, func() error { return h.deploymentResult(w, r, d) })
-		return true
-	case d.action == "operationStatuses":
-		h.only(w, r, http.MethodGet, func() error { return h.deploymentStatus(w, r, d) })
+	default:
+		if method, serve := h.deploymentAction(d.action); serve != nil {
+			h.only(w, r, method, func() error { return serve(w, r, d) })
+		}
 		return true
 	}
 	if err != nil {
