@@ -590,13 +590,26 @@ func (h *handler) cleanupCarrier(ctx context.Context, t carrierType, id string) 
 	}
 }
 
-func (h *handler) getCarrier(w http.ResponseWriter, r *http.Request, rt carrierRoute) error {
-	res, err := h.o.Meta.GetResource(r.Context(), rt.id())
+// loadCarrier reads the instance rt names; ok is false when there is none,
+// or when the id names a resource of another type.
+func (h *handler) loadCarrier(ctx context.Context, rt carrierRoute) (res meta.Resource, ok bool, err error) {
+	res, err = h.o.Meta.GetResource(ctx, rt.id())
 	if errors.Is(err, meta.ErrNotFound) || (err == nil && !strings.EqualFold(res.Type, rt.t.fullType())) {
-		return carrierNotFound(rt)
+		return meta.Resource{}, false, nil
 	}
 	if err != nil {
+		return meta.Resource{}, false, err
+	}
+	return res, true, nil
+}
+
+func (h *handler) getCarrier(w http.ResponseWriter, r *http.Request, rt carrierRoute) error {
+	res, ok, err := h.loadCarrier(r.Context(), rt)
+	if err != nil {
 		return err
+	}
+	if !ok {
+		return carrierNotFound(rt)
 	}
 	doc, err := h.carrierShape(r, rt.t, res, "")
 	if err != nil {
@@ -612,13 +625,13 @@ func carrierNotFound(rt carrierRoute) error {
 
 func (h *handler) deleteCarrier(w http.ResponseWriter, r *http.Request, rt carrierRoute) error {
 	ctx := r.Context()
-	res, err := h.o.Meta.GetResource(ctx, rt.id())
-	if errors.Is(err, meta.ErrNotFound) || (err == nil && !strings.EqualFold(res.Type, rt.t.fullType())) {
-		w.WriteHeader(http.StatusNoContent)
-		return nil
-	}
+	res, ok, err := h.loadCarrier(ctx, rt)
 	if err != nil {
 		return err
+	}
+	if !ok {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
 	}
 	// The resource goes first: without it, its host and principal are
 	// refused (identity checks the resource), so a failure below leaves
@@ -664,12 +677,12 @@ func (h *handler) listCarriers(w http.ResponseWriter, r *http.Request, rt carrie
 
 func (h *handler) rotateCarrierSecret(w http.ResponseWriter, r *http.Request, rt carrierRoute) error {
 	ctx := r.Context()
-	res, err := h.o.Meta.GetResource(ctx, rt.id())
-	if errors.Is(err, meta.ErrNotFound) || (err == nil && !strings.EqualFold(res.Type, rt.t.fullType())) {
-		return carrierNotFound(rt)
-	}
+	res, ok, err := h.loadCarrier(ctx, rt)
 	if err != nil {
 		return err
+	}
+	if !ok {
+		return carrierNotFound(rt)
 	}
 	secret, err := h.o.ManagedIdentities.RotateIdentityHostSecret(ctx, res.ID)
 	if errors.Is(err, identity.ErrIdentityHostNotFound) {
@@ -770,12 +783,12 @@ func (h *handler) carrierShape(r *http.Request, t carrierType, res meta.Resource
 // replace; location, when sent, must be the stored one.
 func (h *handler) patchCarrier(w http.ResponseWriter, r *http.Request, rt carrierRoute) error {
 	ctx := r.Context()
-	res, err := h.o.Meta.GetResource(ctx, rt.id())
-	if errors.Is(err, meta.ErrNotFound) || (err == nil && !strings.EqualFold(res.Type, rt.t.fullType())) {
-		return carrierNotFound(rt)
-	}
+	res, ok, err := h.loadCarrier(ctx, rt)
 	if err != nil {
 		return err
+	}
+	if !ok {
+		return carrierNotFound(rt)
 	}
 	raw, err := readBody(r)
 	if err != nil {
@@ -869,12 +882,12 @@ func (s storedIdentity) input() identityJSON {
 // getSystemIdentity answers GET {instance}/providers/Microsoft.ManagedIdentity/identities/default.
 func (h *handler) getSystemIdentity(w http.ResponseWriter, r *http.Request, rt carrierRoute) error {
 	ctx := r.Context()
-	res, err := h.o.Meta.GetResource(ctx, rt.id())
-	if errors.Is(err, meta.ErrNotFound) || (err == nil && !strings.EqualFold(res.Type, rt.t.fullType())) {
-		return carrierNotFound(rt)
-	}
+	res, ok, err := h.loadCarrier(ctx, rt)
 	if err != nil {
 		return err
+	}
+	if !ok {
+		return carrierNotFound(rt)
 	}
 	mi, err := h.o.ManagedIdentities.GetManagedIdentity(ctx, res.ID)
 	if errors.Is(err, identity.ErrManagedIdentityNotFound) {
