@@ -72,7 +72,6 @@ func (s *Store) Append(ctx context.Context, id string, st blob.UploadState, r io
 func (s *Store) appendLocked(ctx context.Context, u *upload, st blob.UploadState, alg digest.Algorithm, h hash.Hash, r io.Reader) (blob.UploadState, error) {
 	w := &fileWriter{f: u.data, path: filepath.Join(u.dir, dataName), off: st.Offset, flushed: st.Offset}
 	n, err := s.copyIn(ctx, w, h, r)
-	w.closeDirect()
 	if err != nil {
 		return st, err
 	}
@@ -130,6 +129,7 @@ func (s *Store) copyIn(ctx context.Context, w *fileWriter, h hash.Hash, r io.Rea
 	// A body of more than one chunk: worth a second descriptor for direct
 	// writes (see fileWriter).
 	w.openDirect()
+	defer w.closeDirect()
 	return copyPipelined(ctx, w, h, r, bp, m)
 }
 
