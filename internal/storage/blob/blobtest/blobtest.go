@@ -367,8 +367,9 @@ func testChunkedResume(t *testing.T, e *env) {
 
 func testLargeShortReads(t *testing.T, e *env) {
 	// Several MiB through a reader that returns odd, short reads exercises
-	// any buffering and chunking inside Append.
-	p := randomBytes(t, 3<<20+12345)
+	// any buffering and chunking inside Append (9 MiB: more than two of the
+	// fs store's 4 MiB chunks).
+	p := randomBytes(t, 9<<20+12345)
 	id, st := e.start(t, e.Store, "")
 	next, err := e.Append(e.ctx, id, st, iotest.HalfReader(bytes.NewReader(p)))
 	if err != nil {
@@ -400,8 +401,9 @@ func testFailedAppend(t *testing.T, e *env) {
 }
 
 func testFailedLargeAppend(t *testing.T, e *env) {
-	// The body breaks after several MiB, mid-chunk.
-	a, junk, b := randomBytes(t, 100), randomBytes(t, 2<<20+777), randomBytes(t, 1<<20+5)
+	// The body breaks after several MiB, past the fs store's first 4 MiB
+	// chunk and mid-chunk.
+	a, junk, b := randomBytes(t, 100), randomBytes(t, 5<<20+777), randomBytes(t, 1<<20+5)
 	id, st := e.start(t, e.Store, "")
 	st = e.appendBytes(t, e.Store, id, st, a)
 	_, err := e.Append(e.ctx, id, st, &failingReader{r: bytes.NewReader(junk)})

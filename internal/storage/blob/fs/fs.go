@@ -51,8 +51,8 @@
 //     growing page cache cut 512 MiB pushes from ~750 to ~220 MB/s, as fresh
 //     pages were faulted in from the host. The price: the first pull of a
 //     freshly pushed blob reads it from disk; later pulls find it cached.
-//   - Direct writes: on Linux, the full chunks of a body larger than one
-//     chunk are written with O_DIRECT where aligned (see fileWriter in
+//   - Direct writes: on Linux, the full 4 MiB chunks of a body larger than
+//     one hash slice are written with O_DIRECT where aligned (see fileWriter in
 //     append.go), skipping the page cache altogether; the same fsync ends
 //     the Append, so durability is unchanged. A file system that refuses
 //     O_DIRECT gets page-cache writes, as every other platform does.

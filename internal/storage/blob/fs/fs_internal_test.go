@@ -2,16 +2,21 @@ package fs
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding"
 	"encoding/binary"
 	"errors"
+	"hash"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -350,4 +355,160 @@ func timePush(b *testing.B, s *Store, i int, p []byte, d digest.Digest) time.Dur
 		b.Fatal(err)
 	}
 	return took
+}
+
+// copyIn hands the hasher slices and the writer chunks; every way a body
+// can end around those boundaries must leave the file and the hash with
+// exactly the body.
+func TestCopyInAcrossSliceAndChunkBoundaries(t *testing.T) {
+	sizes := []int{1, hashSlice - 1, hashSlice, hashSlice + 1, chunkSize - 1, chunkSize, chunkSize + 1,
+		chunkSize + hashSlice, 2*chunkSize + hashSlice + 7}
+	readers := map[string]func([]byte) io.Reader{
+		"whole":         func(p []byte) io.Reader { return bytes.NewReader(p) },
+		"half reads":    func(p []byte) io.Reader { return iotest.HalfReader(bytes.NewReader(p)) },
+		"data with EOF": func(p []byte) io.Reader { return iotest.DataErrReader(bytes.NewReader(p)) },
+	}
+	body := make([]byte, sizes[len(sizes)-1])
+	if _, err := rand.Read(body); err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range sizes {
+		for name, reader := range readers {
+			t.Run(strconv.Itoa(size)+"/"+name, func(t *testing.T) {
+				p := body[:size]
+				path := filepath.Join(t.TempDir(), dataName)
+				f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer func() { _ = f.Close() }()
+				w := &fileWriter{f: f, path: path}
+				h := sha256.New()
+				n, err := (&Store{}).copyIn(t.Context(), w, h, reader(p))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n != int64(size) {
+					t.Fatalf("copied %d bytes, want %d", n, size)
+				}
+				got, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, p) {
+					t.Errorf("the file holds %d bytes that are not the body's %d", len(got), size)
+				}
+				if sum := sha256.Sum256(p); !bytes.Equal(h.Sum(nil), sum[:]) {
+					t.Error("the hash is not the body's")
+				}
+			})
+		}
+	}
+}
+
+// countingReader counts the bytes taken from it.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// A write that fails stops the reading: the pipeline does not take the
+// rest of a large body only to throw it away.
+func TestCopyInStopsReadingAfterAFailedWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), dataName)
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path) // read-only: every write fails
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	const size = 64 << 20
+	r := &countingReader{r: io.LimitReader(zeroReader{}, size)}
+	w := &fileWriter{f: f, path: path}
+	w.closeDirect()
+	_, err = copyPipelined(t.Context(), w, sha256.New(), r, getBuf(), 0)
+	if err == nil {
+		t.Fatal("copy into a read-only file succeeded")
+	}
+	if max := int64(pipelineDepth+3) * chunkSize; r.n.Load() > max {
+		t.Errorf("read %d bytes after the first write failed, want at most %d", r.n.Load(), max)
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// A body that breaks mid-chunk is an error, whatever reached the hasher.
+func TestCopyInReportsABrokenBody(t *testing.T) {
+	path := filepath.Join(t.TempDir(), dataName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	broken := errors.New("connection reset")
+	r := io.MultiReader(io.LimitReader(zeroReader{}, chunkSize+hashSlice+3), iotest.ErrReader(broken))
+	w := &fileWriter{f: f, path: path}
+	if _, err := (&Store{}).copyIn(t.Context(), w, sha256.New(), r); !errors.Is(err, broken) {
+		t.Fatalf("copy of a broken body: %v, want %v", err, broken)
+	}
+}
+
+// gatedHash is a hash that waits for its gate to open before taking bytes.
+type gatedHash struct {
+	hash.Hash
+	gate chan struct{}
+}
+
+func (g gatedHash) Write(p []byte) (int, error) {
+	<-g.gate
+	return g.Hash.Write(p)
+}
+
+// However far the hasher (or the writer) falls behind, one Append holds at
+// most pipelineDepth+2 chunks: the reader waits rather than take more of
+// the body.
+func TestCopyInHoldsAtMostDepthPlusTwoChunks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), dataName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	const size = 64 << 20
+	r := &countingReader{r: io.LimitReader(zeroReader{}, size)}
+	h := gatedHash{Hash: sha256.New(), gate: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		_, err := (&Store{}).copyIn(t.Context(), &fileWriter{f: f, path: path}, h, r)
+		done <- err
+	}()
+	// Wait until the reader stops taking bytes.
+	last := int64(-1)
+	for r.n.Load() != last {
+		last = r.n.Load()
+		time.Sleep(100 * time.Millisecond)
+	}
+	if limit := int64(pipelineDepth+2)*chunkSize + hashSlice; last > limit {
+		t.Errorf("read %d bytes ahead of a stalled hasher, want at most %d", last, limit)
+	}
+	close(h.gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if r.n.Load() != size {
+		t.Fatalf("read %d bytes once the hasher went on, want %d", r.n.Load(), size)
+	}
 }
