@@ -346,8 +346,8 @@ func verify(ctx context.Context, f *os.File, n int64, alg digest.Algorithm, h ha
 
 // rehash feeds the first n bytes of f to h, checking ctx between chunks.
 func rehash(ctx context.Context, f *os.File, n int64, h io.Writer) error {
-	bp := getBuf()
-	defer putBuf(bp)
+	bp := chunkBufs.get()
+	defer chunkBufs.put(bp)
 	buf := *bp
 	var off int64
 	for off < n {

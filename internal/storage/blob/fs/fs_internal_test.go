@@ -376,12 +376,7 @@ func TestCopyInAcrossSliceAndChunkBoundaries(t *testing.T) {
 		for name, reader := range readers {
 			t.Run(strconv.Itoa(size)+"/"+name, func(t *testing.T) {
 				p := body[:size]
-				path := filepath.Join(t.TempDir(), dataName)
-				f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer func() { _ = f.Close() }()
+				f, path := newDataFile(t)
 				w := &fileWriter{f: f, path: path}
 				h := sha256.New()
 				n, err := (&Store{}).copyIn(t.Context(), w, h, reader(p))
@@ -434,7 +429,7 @@ func TestCopyInStopsReadingAfterAFailedWrite(t *testing.T) {
 	r := &countingReader{r: io.LimitReader(zeroReader{}, size)}
 	w := &fileWriter{f: f, path: path}
 	w.closeDirect()
-	_, err = copyPipelined(t.Context(), w, sha256.New(), r, getBuf(), 0)
+	_, err = copyPipelined(t.Context(), w, sha256.New(), r, chunkBufs.get(), 0)
 	if err == nil {
 		t.Fatal("copy into a read-only file succeeded")
 	}
@@ -452,12 +447,7 @@ func (zeroReader) Read(p []byte) (int, error) {
 
 // A body that breaks mid-chunk is an error, whatever reached the hasher.
 func TestCopyInReportsABrokenBody(t *testing.T) {
-	path := filepath.Join(t.TempDir(), dataName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = f.Close() }()
+	f, path := newDataFile(t)
 	broken := errors.New("connection reset")
 	r := io.MultiReader(io.LimitReader(zeroReader{}, chunkSize+hashSlice+3), iotest.ErrReader(broken))
 	w := &fileWriter{f: f, path: path}
@@ -481,12 +471,7 @@ func (g gatedHash) Write(p []byte) (int, error) {
 // most pipelineDepth+2 chunks: the reader waits rather than take more of
 // the body.
 func TestCopyInHoldsAtMostDepthPlusTwoChunks(t *testing.T) {
-	path := filepath.Join(t.TempDir(), dataName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = f.Close() }()
+	f, path := newDataFile(t)
 	const size = 64 << 20
 	r := &countingReader{r: io.LimitReader(zeroReader{}, size)}
 	h := gatedHash{Hash: sha256.New(), gate: make(chan struct{})}
@@ -511,4 +496,37 @@ func TestCopyInHoldsAtMostDepthPlusTwoChunks(t *testing.T) {
 	if r.n.Load() != size {
 		t.Fatalf("read %d bytes once the hasher went on, want %d", r.n.Load(), size)
 	}
+}
+
+// A body that fits in one slice never takes a chunk buffer: a push's many
+// small requests (configs, small layers, the last PATCH) each hold 512 KiB
+// while they are copied, not 4 MiB.
+func TestCopyInTakesAChunkOnlyForALargeBody(t *testing.T) {
+	saved := chunkBufs
+	t.Cleanup(func() { chunkBufs = saved })
+	for _, tc := range []struct {
+		size      int
+		wantChunk bool
+	}{{1000, false}, {hashSlice - 1, false}, {hashSlice + 1, true}} {
+		chunkBufs = &bufPool{size: chunkSize}
+		f, path := newDataFile(t)
+		if _, err := (&Store{}).copyIn(t.Context(), &fileWriter{f: f, path: path}, sha256.New(), io.LimitReader(zeroReader{}, int64(tc.size))); err != nil {
+			t.Fatal(err)
+		}
+		if took := chunkBufs.made.Load() > 0; took != tc.wantChunk {
+			t.Errorf("a %d-byte body took a chunk buffer: %v, want %v", tc.size, took, tc.wantChunk)
+		}
+	}
+}
+
+// newDataFile creates an empty upload data file for copyIn to write.
+func newDataFile(t *testing.T) (*os.File, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), dataName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
+	return f, path
 }
