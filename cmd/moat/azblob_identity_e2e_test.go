@@ -8,9 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 
@@ -53,18 +50,7 @@ func TestServeAzureBlobManagedIdentity(t *testing.T) {
 	}
 
 	host := strings.TrimPrefix(base, "http://")
-	auth := remote.WithAuth(&authn.Basic{Username: "admin", Password: password})
-	img, err := random.Image(64<<10, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := name.ParseReference(host+"/team/app:v1", name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img, auth); err != nil {
-		t.Fatalf("push: %v", err)
-	}
+	_, ref, auth := pushRandomImage(t, host, "team/app:v1", password, 64<<10, 3)
 	got, err := remote.Image(ref, auth)
 	if err != nil {
 		t.Fatalf("pull: %v", err)

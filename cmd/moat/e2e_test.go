@@ -7,8 +7,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"github.com/moat-registry/moat/internal/testsupport/azuritetest"
-	"github.com/moat-registry/moat/internal/testsupport/pgtest"
 	"io"
 	"net"
 	"net/http"
@@ -22,7 +20,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/moat-registry/moat/internal/server/localca"
+	"github.com/moat-registry/moat/internal/testsupport/azuritetest"
+	"github.com/moat-registry/moat/internal/testsupport/pgtest"
 )
 
 // buildMoat builds the real binary once per test binary run.
@@ -205,6 +211,26 @@ func get(t *testing.T, c *http.Client, url string, mod func(*http.Request)) (int
 		t.Fatal(err)
 	}
 	return resp.StatusCode, string(b)
+}
+
+// pushRandomImage pushes a random image of the given layers (size bytes
+// each) to host/repoTag as the admin with password, and returns it, its
+// reference and the auth option that pushed it.
+func pushRandomImage(t *testing.T, host, repoTag, password string, size int64, layers int) (v1.Image, name.Reference, remote.Option) {
+	t.Helper()
+	auth := remote.WithAuth(&authn.Basic{Username: "admin", Password: password})
+	img, err := random.Image(size, int64(layers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(host+"/"+repoTag, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img, auth); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	return img, ref, auth
 }
 
 func readFile(t *testing.T, path string) []byte {

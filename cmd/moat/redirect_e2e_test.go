@@ -11,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 
@@ -35,18 +32,7 @@ func TestBlobRedirect(t *testing.T) {
 	_, base := startMoat(t, env, "serve", "--insecure-http", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data"))
 	host := strings.TrimPrefix(base, "http://")
 
-	auth := remote.WithAuth(&authn.Basic{Username: "admin", Password: password})
-	img, err := random.Image(4096, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := name.ParseReference(host+"/team/app:v1", name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img, auth); err != nil {
-		t.Fatalf("push: %v", err)
-	}
+	img, ref, auth := pushRandomImage(t, host, "team/app:v1", password, 4096, 2)
 	layers, err := img.Layers()
 	if err != nil {
 		t.Fatal(err)
