@@ -419,9 +419,11 @@ func (p *Pipelines) execute(ctx context.Context, r meta.Resource, props RunProps
 	prog := &RunProgress{}
 	stop := make(chan struct{})
 	saved := make(chan meta.Resource, 1)
+	// Copied before perform starts changing props, not in the goroutine,
+	// where the copy would race with those changes.
+	cur, mine := r, props
 	go func() {
 		// Progress reports; a failed write is only a late percentage.
-		cur, mine := r, props // a copy: perform changes props meanwhile
 		t := time.NewTicker(progressEvery)
 		defer t.Stop()
 		for {
