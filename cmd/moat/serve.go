@@ -23,6 +23,7 @@ import (
 	"github.com/moat-registry/moat/internal/identity"
 	"github.com/moat-registry/moat/internal/server"
 	"github.com/moat-registry/moat/internal/server/localca"
+	"github.com/moat-registry/moat/internal/storage/blob"
 	"github.com/moat-registry/moat/internal/transfer"
 )
 
@@ -300,9 +301,29 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 	go func() { defer close(pdone); pipes.Run(pctx) }()
 	defer func() { pstop(); <-pdone }()
 
+	// Requests are drained before this runs; the bytes of their last
+	// uploads may still be on their way to the disk.
+	defer settleBlobs(blobStore, logger)
 	serving = true
 	return srv.Serve(ctx, ln)
 }
+
+// settleBlobs waits, for a while, for a blob store that finishes uploads in
+// the background (the fs store's sessions) to have done so.
+func settleBlobs(store blob.Store, logger *slog.Logger) {
+	s, ok := store.(interface{ Settle(context.Context) error })
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	if err := s.Settle(ctx); err != nil {
+		logger.Warn("uploads' last bytes were not all stored before stopping; those uploads must start again", "error", err)
+	}
+}
+
+// settleTimeout bounds settleBlobs: a session has at most 16 MiB to write.
+const settleTimeout = 30 * time.Second
 
 // printBanner tells a human how to reach moat. It never prints the
 // password, only where it is.

@@ -83,6 +83,12 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatalf("opening blob store: %v", err)
 	}
+	t.Cleanup(func() {
+		// Uploads finish in the background; none may outlive dir.
+		if err := bs.Settle(context.Background()); err != nil {
+			t.Errorf("settling blob store: %v", err)
+		}
+	})
 	quiet := slog.New(slog.DiscardHandler)
 	id, err := identity.New(ctx, ms, identity.Options{BcryptCost: bcrypt.MinCost, Logger: quiet})
 	if err != nil {

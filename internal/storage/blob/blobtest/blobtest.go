@@ -67,6 +67,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"LargeMultiChunkAppendWithShortReads", testLargeShortReads},
 		{"FailedAppendLeftoversAreDiscarded", testFailedAppend},
 		{"FailedLargeAppendLeftoversAreDiscarded", testFailedLargeAppend},
+		{"FailedAppendAfterALargeOne", testFailedAppendAfterLarge},
 		{"TruncatedBodyIsAFailure", testTruncatedBody},
 		{"ReplayedOlderStateContinuesFromIt", testReplayOlderState},
 		{"SupersededStateNeverCommitsWrongBytes", testSupersededState},
@@ -412,6 +413,21 @@ func testFailedLargeAppend(t *testing.T, e *env) {
 	want := append(append([]byte{}, a...), b...)
 	d := digest.FromBytes(want)
 	e.commit(t, e.Store, id, st, d)
+	e.checkContent(t, e.Store, d, want)
+}
+
+func testFailedAppendAfterLarge(t *testing.T, e *env) {
+	// Large requests one after the other, as a chunked push makes them; the
+	// second breaks mid-body and is retried from the first one's state.
+	a, junk, b := randomBytes(t, 6<<20+3), randomBytes(t, 5<<20), randomBytes(t, 2<<20)
+	id, st := e.start(t, e.Store, "")
+	st = e.appendBytes(t, e.Store, id, st, a)
+	_, err := e.Append(e.ctx, id, st, &failingReader{r: bytes.NewReader(junk)})
+	wantErr(t, "Append with a failing body", err, errBody)
+	st = e.appendBytes(t, e.Store, id, st, b)
+	want := append(append([]byte{}, a...), b...)
+	d := digest.FromBytes(want)
+	e.commit(t, e.reopen(), id, st, d)
 	e.checkContent(t, e.Store, d, want)
 }
 

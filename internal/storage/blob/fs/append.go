@@ -7,7 +7,6 @@ import (
 	"hash"
 	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -34,7 +33,7 @@ const (
 	// on every request; a chunked push pays them on every PATCH.
 	hashSlice = 512 << 10
 	// pipelineDepth bounds how many chunks reading may run ahead of the
-	// slower of the hasher and the writer, and so the memory one Append
+	// slower of the hasher and the writer, and so the memory one upload
 	// holds: at most depth+2 chunks (queued, in work, and being read),
 	// 16 MiB.
 	pipelineDepth = 2
@@ -72,22 +71,49 @@ var (
 	sliceBufs = &bufPool{size: hashSlice}
 )
 
-// Append implements blob.Store. The bytes are hashed and written at the same
-// time by two goroutines while the caller's goroutine reads the next ones;
-// a body that fits in one hash slice is handled inline.
+// Append implements blob.Store. A body that fits in one hash slice is
+// hashed, written and fsynced before Append returns its (real) state. A
+// larger one goes through a session's pipeline (session.go): Append returns
+// once it has read the body, with a pending state, and an Append from that
+// state continues the same pipeline.
 func (s *Store) Append(ctx context.Context, id string, st blob.UploadState, r io.Reader) (blob.UploadState, error) {
 	if _, err := s.uploadDir(id); err != nil {
 		return st, err
 	}
-	alg, h, err := decodeState(st)
-	if err != nil {
+	if err := checkState(st); err != nil {
 		return st, err
 	}
-	u, err := s.openUpload(id, st)
+	ss, err := s.claim(ctx, id, st)
 	if err != nil {
+		return st, fmt.Errorf("blob fs: append to upload %s: %w", id, err)
+	}
+	if ss != nil {
+		return ss.append(ctx, st, r, nil, 0)
+	}
+	u, err := s.openUpload(ctx, id, st)
+	if err != nil {
+		return st, s.explain(id, st, err)
+	}
+	alg, h, err := decodeState(u.state)
+	if err != nil {
+		_ = u.close() // nothing written; the state error is the one to report
 		return st, err
 	}
-	next, err := s.appendLocked(ctx, u, st, alg, h, r)
+	sp := sliceBufs.get()
+	m, eof, err := fill(ctx, r, *sp)
+	if err == nil && !eof && !s.serial {
+		// A body of more than one slice: worth a chunk buffer and a session.
+		bp := chunkBufs.get()
+		copy(*bp, (*sp)[:m])
+		sliceBufs.put(sp)
+		return s.startSession(u, alg, h).append(ctx, st, r, bp, m)
+	}
+	next := st
+	if err == nil {
+		next, err = appendSerial(ctx, u, alg, h, r, sp, m, eof)
+	} else {
+		sliceBufs.put(sp)
+	}
 	if cerr := u.close(); err == nil {
 		err = cerr
 	}
@@ -96,17 +122,32 @@ func (s *Store) Append(ctx context.Context, id string, st blob.UploadState, r io
 		// next Append or Commit.
 		return st, fmt.Errorf("blob fs: append to upload %s: %w", id, err)
 	}
+	if next.Offset == st.Offset {
+		return st, nil
+	}
 	return next, nil
 }
 
-func (s *Store) appendLocked(ctx context.Context, u *upload, st blob.UploadState, alg digest.Algorithm, h hash.Hash, r io.Reader) (blob.UploadState, error) {
-	w := &fileWriter{f: u.data, path: filepath.Join(u.dir, dataName), off: st.Offset, flushed: st.Offset}
-	n, err := s.copyIn(ctx, w, h, r)
-	if err != nil {
-		return st, err
+// checkState refuses a state that cannot be continued from before any file
+// is touched.
+func checkState(st blob.UploadState) error {
+	if isPending(st) {
+		_, err := pendingToken(st)
+		return err
 	}
-	if n == 0 {
-		return st, nil
+	_, _, err := decodeState(st)
+	return err
+}
+
+// appendSerial hashes and writes r's bytes on the calling goroutine (sp
+// holds the first m of them; eof says whether r is exhausted), makes them
+// durable and logs the new state.
+func appendSerial(ctx context.Context, u *upload, alg digest.Algorithm, h hash.Hash, r io.Reader, sp *[]byte, m int, eof bool) (blob.UploadState, error) {
+	st := u.state
+	w := &fileWriter{f: u.data, off: st.Offset, flushed: st.Offset}
+	n, err := copySerial(ctx, w, h, r, sp, m, eof)
+	if err != nil || n == 0 {
+		return st, err
 	}
 	// The new state promises these bytes to whichever process continues
 	// the upload, so they must be on disk before it is logged or returned.
@@ -143,27 +184,6 @@ func fill(ctx context.Context, r io.Reader, buf []byte) (n int, eof bool, err er
 		}
 	}
 	return n, false, nil
-}
-
-// copyIn streams r into w and h and returns the number of bytes taken.
-func (s *Store) copyIn(ctx context.Context, w *fileWriter, h hash.Hash, r io.Reader) (int64, error) {
-	sp := sliceBufs.get()
-	m, eof, err := fill(ctx, r, *sp)
-	if err != nil {
-		sliceBufs.put(sp)
-		return 0, err
-	}
-	if eof || s.serial {
-		return copySerial(ctx, w, h, r, sp, m, eof)
-	}
-	// A body of more than one slice: worth a chunk buffer, and a second
-	// descriptor for direct writes (see fileWriter).
-	bp := chunkBufs.get()
-	copy(*bp, (*sp)[:m])
-	sliceBufs.put(sp)
-	w.openDirect()
-	defer w.closeDirect()
-	return copyPipelined(ctx, w, h, r, bp, m)
 }
 
 // copySerial hashes and writes each slice in turn. sp, from sliceBufs,
@@ -217,17 +237,21 @@ func (c *chunk) release() {
 	}
 }
 
-// span is the part [from, to) of a chunk, for the hasher or the writer.
+// span is the part [from, to) of a chunk, for the hasher or the writer,
+// or, with no chunk, a mark at off (see pipe).
 type span struct {
 	c        *chunk
 	from, to int
+	off      int64
+	pending  blob.UploadState
 }
 
 func (s span) bytes() []byte { return (*s.c.buf)[s.from:s.to] }
 
-// copyPipelined reads on the calling goroutine into chunks and hands what it
-// read to a hasher and a writer goroutine, which run in parallel with each
-// other and with the reading. first holds the first m bytes, already read.
+// pipe is a session's hash/write pipeline: the goroutine that feeds it
+// reads a request body into chunks and hands what it read to a hasher and
+// a writer goroutine, which run in parallel with each other and with the
+// reading, and outlive the request (see session.go).
 //
 // The hasher gets every slice as soon as it has arrived; the writer gets a
 // chunk when it is full or the body ends, so that writes are large (one
@@ -235,52 +259,117 @@ func (s span) bytes() []byte { return (*s.c.buf)[s.from:s.to] }
 // instead (to start the disk sooner on every PATCH) was measured: it
 // tripled the writes of a chunked push and gained nothing.
 //
-// On any error it stops reading, lets both goroutines drain, and reports
-// the first error.
-func copyPipelined(ctx context.Context, w *fileWriter, h hash.Hash, r io.Reader, first *[]byte, m int) (int64, error) {
-	// Chunks in use, whatever holds them, are what bounds the memory; the
-	// queues are long enough for every span of every chunk in use.
-	slots := make(chan struct{}, pipelineDepth+2)
-	hashCh := make(chan span, (pipelineDepth+2)*chunkSize/hashSlice)
-	writeCh := make(chan span, pipelineDepth+2)
-	var (
-		wg       sync.WaitGroup
-		writeErr error
-		failed   atomic.Bool
-	)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for s := range hashCh {
-			_, _ = h.Write(s.bytes()) // hash.Hash.Write never fails
-			s.c.release()
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		for s := range writeCh {
-			if writeErr == nil {
-				if writeErr = w.write(s.bytes()); writeErr != nil {
-					failed.Store(true)
-				}
-			}
-			s.c.release()
-		}
-	}()
+// A mark, sent after a body, makes each goroutine report where it stands
+// once it has taken every byte before it: the hasher the marshalled hash
+// state, the writer its first error. Chunks in use, whatever holds them,
+// are bounded by slots; that bound is the memory one upload holds,
+// however many requests feed it.
+type pipe struct {
+	w       *fileWriter
+	slots   chan struct{}
+	hashCh  chan span
+	writeCh chan span
+	hashed  chan hashedMark // one per mark, in order; closed when the hasher ends
+	written chan error      // one per mark, in order; closed when the writer ends
+	bg      sync.WaitGroup
 
+	// failed is set once a write has failed, after writeErr: feeding stops.
+	failed   atomic.Bool
+	writeErr error
+}
+
+// hashedMark is the hasher's report at a mark.
+type hashedMark struct {
+	off     int64
+	pending blob.UploadState // the state the mark resolves
+	hash    []byte           // the real state's Hash
+	err     error
+}
+
+// marksAhead is how many marks the hasher and the writer may report ahead
+// of the session persisting them; beyond it they wait, and so does feeding.
+const marksAhead = 8
+
+// startPipe starts the hasher and the writer of a pipeline that continues
+// an upload at w.off, with h (of algorithm alg) having hashed that much.
+func startPipe(w *fileWriter, h hash.Hash, alg digest.Algorithm) *pipe {
+	p := &pipe{
+		w:     w,
+		slots: make(chan struct{}, pipelineDepth+2),
+		// Long enough for every span of every chunk in use, and the marks.
+		hashCh:  make(chan span, (pipelineDepth+2)*chunkSize/hashSlice+marksAhead),
+		writeCh: make(chan span, pipelineDepth+2+marksAhead),
+		hashed:  make(chan hashedMark, marksAhead),
+		written: make(chan error, marksAhead),
+	}
+	p.bg.Add(2)
+	go p.hash(h, alg, w.off)
+	go p.write()
+	return p
+}
+
+func (p *pipe) hash(h hash.Hash, alg digest.Algorithm, off int64) {
+	defer p.bg.Done()
+	defer close(p.hashed)
+	for s := range p.hashCh {
+		if s.c == nil {
+			hm := hashedMark{off: s.off, pending: s.pending}
+			if off != s.off {
+				hm.err = fmt.Errorf("blob fs: hashed %d bytes at a mark for %d", off, s.off)
+			} else {
+				hm.hash, hm.err = encodeState(alg, off, h)
+			}
+			p.hashed <- hm
+			continue
+		}
+		_, _ = h.Write(s.bytes()) // hash.Hash.Write never fails
+		off += int64(s.to - s.from)
+		s.c.release()
+	}
+}
+
+func (p *pipe) write() {
+	defer p.bg.Done()
+	defer close(p.written)
+	var err error
+	for s := range p.writeCh {
+		if s.c == nil {
+			if err == nil && p.w.off != s.off {
+				err = fmt.Errorf("blob fs: wrote %d bytes at a mark for %d", p.w.off, s.off)
+			}
+			p.written <- err
+			continue
+		}
+		if err == nil {
+			if err = p.w.write(s.bytes()); err != nil {
+				p.writeErr = err
+				p.failed.Store(true)
+			}
+		}
+		s.c.release()
+	}
+}
+
+// feed reads r to its end into the pipeline and returns the number of bytes
+// it took. first, if not nil, is a chunk buffer holding the first m bytes
+// of the body, already read. On a read or write error it stops reading and
+// returns the error; what it handed on still goes through the pipeline.
+func (p *pipe) feed(ctx context.Context, r io.Reader, first *[]byte, m int) (int64, error) {
 	var (
 		n       int64
 		readErr error
 		eof     bool
-		c       = newChunk(first, slots)
+		c       = newChunk(first, p.slots)
 		filled  = m // bytes of c read
 	)
 	hand := func(ch chan<- span, from, to int) {
 		c.refs.Add(1)
 		ch <- span{c: c, from: from, to: to}
 	}
-	hand(hashCh, 0, m)
-	for !failed.Load() {
+	if m > 0 {
+		hand(p.hashCh, 0, m)
+	}
+	for !p.failed.Load() {
 		if !eof && filled < chunkSize {
 			var k int
 			k, eof, readErr = fill(ctx, r, (*c.buf)[filled:min(filled+hashSlice, chunkSize)])
@@ -288,12 +377,12 @@ func copyPipelined(ctx context.Context, w *fileWriter, h hash.Hash, r io.Reader,
 				break
 			}
 			if k > 0 {
-				hand(hashCh, filled, filled+k)
+				hand(p.hashCh, filled, filled+k)
 				filled += k
 			}
 		}
 		if filled > 0 && (eof || filled == chunkSize) {
-			hand(writeCh, 0, filled)
+			hand(p.writeCh, 0, filled)
 			n += int64(filled)
 		}
 		if eof {
@@ -301,17 +390,32 @@ func copyPipelined(ctx context.Context, w *fileWriter, h hash.Hash, r io.Reader,
 		}
 		if filled == chunkSize {
 			c.release()
-			c, filled = newChunk(nil, slots), 0
+			c, filled = newChunk(nil, p.slots), 0
 		}
 	}
 	c.release()
-	close(hashCh)
-	close(writeCh)
-	wg.Wait()
 	if readErr != nil {
 		return n, readErr
 	}
-	return n, writeErr
+	if p.failed.Load() {
+		return n, p.writeErr
+	}
+	return n, nil
+}
+
+// mark asks the hasher and the writer to report once they have taken the
+// bytes up to off, which pending stands for.
+func (p *pipe) mark(off int64, pending blob.UploadState) {
+	p.hashCh <- span{off: off, pending: pending}
+	p.writeCh <- span{off: off}
+}
+
+// stop ends the pipeline once everything handed on has been hashed and
+// written (or dropped after a failed write).
+func (p *pipe) stop() {
+	close(p.hashCh)
+	close(p.writeCh)
+	p.bg.Wait()
 }
 
 // fileWriter writes sequentially at an offset with pwrite, so one open file

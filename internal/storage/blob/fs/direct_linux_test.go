@@ -37,11 +37,9 @@ func TestAppendWritesAlignedChunksDirect(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer func() { _ = f.Close() }()
-			s := &Store{}
 			w := &fileWriter{f: f, path: path, off: tc.start, flushed: tc.start}
 			h := sha256.New()
-			n, err := s.copyIn(t.Context(), w, h, bytes.NewReader(body))
-			w.closeDirect()
+			n, err := pipeCopy(t.Context(), w, h, bytes.NewReader(body))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -21,6 +21,8 @@ func TestAppendedBytesLeaveThePageCache(t *testing.T) {
 	data := bytes.Repeat([]byte("moat drop-behind "), (8<<20)/17)
 	id, st := startWith(t, s, "drop", data[:4<<20])
 	path := filepath.Join(root, "uploads", id, "data")
+	// An Append of more than a hash slice finishes in the background.
+	settle(t, s)
 	if got := cachedPages(t, path); got != 0 {
 		t.Fatalf("after the first Append %d pages of the upload are cached, want 0", got)
 	}
@@ -28,6 +30,7 @@ func TestAppendedBytesLeaveThePageCache(t *testing.T) {
 	if st, err = s.Append(ctx, id, st, bytes.NewReader(data[4<<20:])); err != nil {
 		t.Fatal(err)
 	}
+	settle(t, s)
 	if got := cachedPages(t, path); got != 0 {
 		t.Fatalf("after the second Append %d pages of the upload are cached, want 0", got)
 	}

@@ -25,13 +25,21 @@
 //     next Append or the Commit may run in another process sharing the root.
 //     The state, not the data file's length, is the truth: bytes beyond
 //     UploadState.Offset (left by a request that failed) are truncated away,
-//     and a data file shorter than the Offset is ErrOffsetMismatch. Append
-//     fsyncs before it returns a state, so the bytes a state covers are on
-//     disk and are the bytes its hash consumed; that is what lets Commit
-//     compare the running sum instead of reading the upload back.
+//     and a data file shorter than the Offset is ErrOffsetMismatch. A real
+//     state is stored (returned by a small Append, or logged for a pending
+//     one) only once the bytes it covers are fsynced, so they are on disk
+//     and are the bytes its hash consumed; that is what lets Commit compare
+//     the running sum instead of reading the upload back.
+//   - Sessions (session.go): an Append of more than one hash slice returns
+//     a pending state as soon as it has read its body; the bytes are
+//     hashed, written and fsynced in the background, and an Append from
+//     that state arriving meanwhile feeds the same pipeline. Commit and
+//     Abort wait for that work, and Settle waits for all of it. A pending
+//     state whose real state was never stored is refused.
 //   - One request at a time per upload, and only from a state that still
-//     describes the data: Append and Commit hold an flock on the upload's
-//     data file (a concurrent request gets ErrOffsetMismatch), and refuse a
+//     describes the data: Append, Commit and sessions hold an flock on the
+//     upload's data file (a request that finds it held waits up to 2 s,
+//     then gets ErrOffsetMismatch), and refuse a
 //     state missing from the upload's state log, e.g. one superseded by a
 //     later Append from the same starting point (see upload.go). Without
 //     this, overlapping requests could publish bytes under a digest they do
@@ -69,6 +77,8 @@ import (
 	iofs "io/fs"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -91,7 +101,21 @@ type Store struct {
 	// serial disables the hash/write pipeline in Append; only benchmarks and
 	// tests set it, to compare the two.
 	serial bool
+	// lockWait is how long a request waits for an upload another holds.
+	lockWait time.Duration
+	// beforePersist, if set, runs before a session persists a mark; tests
+	// use it to hold a session open or make persisting fail.
+	beforePersist func() error
+
+	mu       sync.Mutex
+	sessions map[string]*session // by upload id
+	failures map[string]error    // by upload id: why a session could not store bytes it took
 }
+
+// defaultLockWait bounds the wait for an upload that another request (or
+// another process's session) holds: long enough for a session to finish
+// the writes in its pipeline, 16 MiB, on a slow disk.
+const defaultLockWait = 2 * time.Second
 
 var _ blob.Store = (*Store)(nil)
 
@@ -102,8 +126,11 @@ func New(root string) (*Store, error) {
 		return nil, fmt.Errorf("blob fs: root %q: %w", root, err)
 	}
 	s := &Store{
-		blobs:   filepath.Join(abs, "blobs"),
-		uploads: filepath.Join(abs, "uploads"),
+		blobs:    filepath.Join(abs, "blobs"),
+		uploads:  filepath.Join(abs, "uploads"),
+		lockWait: defaultLockWait,
+		sessions: map[string]*session{},
+		failures: map[string]error{},
 	}
 	for _, dir := range []string{s.blobs, s.uploads} {
 		if err := os.MkdirAll(dir, dirPerm); err != nil {
@@ -243,11 +270,16 @@ func (s *Store) StartUpload(_ context.Context, id string, alg digest.Algorithm) 
 	return st, nil
 }
 
-// Abort implements blob.Store.
-func (s *Store) Abort(_ context.Context, id string) error {
+// Abort implements blob.Store. It waits for the upload's session, if any,
+// to finish writing, unless a request is still feeding it: that one fails
+// once its files are gone.
+func (s *Store) Abort(ctx context.Context, id string) error {
 	dir, err := s.uploadDir(id)
 	if err != nil {
 		return err
+	}
+	if err := s.settle(ctx, id, true); err != nil {
+		return fmt.Errorf("blob fs: abort upload %s: %w", id, err)
 	}
 	if _, err := os.Lstat(dir); err != nil {
 		return notFound(err, "upload "+id)
@@ -255,24 +287,31 @@ func (s *Store) Abort(_ context.Context, id string) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("blob fs: abort upload %s: %w", id, err)
 	}
+	s.forget(id)
 	return nil
 }
 
-// Commit implements blob.Store.
+// Commit implements blob.Store. A pending state's bytes are waited for:
+// the blob becomes visible only once they are all on disk.
 func (s *Store) Commit(ctx context.Context, id string, st blob.UploadState, want digest.Digest) (int64, error) {
 	target, err := s.blobPath(want)
 	if err != nil {
 		return 0, err
 	}
-	alg, h, err := decodeState(st)
-	if err != nil {
+	if _, err := s.uploadDir(id); err != nil {
 		return 0, err
 	}
-	u, err := s.openUpload(id, st)
-	if err != nil {
+	if err := checkState(st); err != nil {
 		return 0, err
 	}
-	size, err := s.commit(ctx, u, st, alg, h, want, target)
+	if err := s.settle(ctx, id, false); err != nil {
+		return 0, fmt.Errorf("blob fs: commit upload %s: %w", id, err)
+	}
+	u, err := s.openUpload(ctx, id, st)
+	if err != nil {
+		return 0, s.explain(id, st, err)
+	}
+	size, err := s.commitOpen(ctx, u, want, target)
 	if cerr := u.close(); err == nil && cerr != nil {
 		// The blob is in place; only the upload's cleanup is unfinished.
 		err = cerr
@@ -280,7 +319,17 @@ func (s *Store) Commit(ctx context.Context, id string, st blob.UploadState, want
 	if err != nil {
 		return 0, err
 	}
+	s.forget(id)
 	return size, s.removeUpload(u.dir)
+}
+
+// commitOpen restores u's hash and commits it.
+func (s *Store) commitOpen(ctx context.Context, u *upload, want digest.Digest, target string) (int64, error) {
+	alg, h, err := decodeState(u.state)
+	if err != nil {
+		return 0, err
+	}
+	return s.commit(ctx, u, u.state, alg, h, want, target)
 }
 
 // commit verifies u and moves its data into place while u is locked.

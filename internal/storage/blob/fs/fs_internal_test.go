@@ -2,6 +2,7 @@ package fs
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -33,7 +34,19 @@ func newInternal(t testing.TB, root string, serial bool) *Store {
 		t.Fatal(err)
 	}
 	s.serial = serial
+	t.Cleanup(func() { settle(t, s) })
 	return s
+}
+
+// settle waits for s's background work, so that none outlives the test
+// (and its temporary directory).
+func settle(t testing.TB, s *Store) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Settle(ctx); err != nil {
+		t.Errorf("Settle: %v", err)
+	}
 }
 
 // The serial copy is the one Append uses for bodies of one chunk; it must
@@ -357,10 +370,24 @@ func timePush(b *testing.B, s *Store, i int, p []byte, d digest.Digest) time.Dur
 	return took
 }
 
-// copyIn hands the hasher slices and the writer chunks; every way a body
-// can end around those boundaries must leave the file and the hash with
-// exactly the body.
-func TestCopyInAcrossSliceAndChunkBoundaries(t *testing.T) {
+// pipeCopy runs r through a pipeline into w and h, as a session does, and
+// waits until every byte is hashed and written.
+func pipeCopy(ctx context.Context, w *fileWriter, h hash.Hash, r io.Reader) (int64, error) {
+	w.openDirect()
+	defer w.closeDirect()
+	p := startPipe(w, h, digest.SHA256)
+	n, err := p.feed(ctx, r, nil, 0)
+	p.stop()
+	if err == nil && p.failed.Load() {
+		err = p.writeErr
+	}
+	return n, err
+}
+
+// The pipeline hands the hasher slices and the writer chunks; every way a
+// body can end around those boundaries must leave the file and the hash
+// with exactly the body.
+func TestPipeAcrossSliceAndChunkBoundaries(t *testing.T) {
 	sizes := []int{1, hashSlice - 1, hashSlice, hashSlice + 1, chunkSize - 1, chunkSize, chunkSize + 1,
 		chunkSize + hashSlice, 2*chunkSize + hashSlice + 7}
 	readers := map[string]func([]byte) io.Reader{
@@ -379,7 +406,7 @@ func TestCopyInAcrossSliceAndChunkBoundaries(t *testing.T) {
 				f, path := newDataFile(t)
 				w := &fileWriter{f: f, path: path}
 				h := sha256.New()
-				n, err := (&Store{}).copyIn(t.Context(), w, h, reader(p))
+				n, err := pipeCopy(t.Context(), w, h, reader(p))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -415,7 +442,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // A write that fails stops the reading: the pipeline does not take the
 // rest of a large body only to throw it away.
-func TestCopyInStopsReadingAfterAFailedWrite(t *testing.T) {
+func TestPipeStopsReadingAfterAFailedWrite(t *testing.T) {
 	path := filepath.Join(t.TempDir(), dataName)
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -427,9 +454,10 @@ func TestCopyInStopsReadingAfterAFailedWrite(t *testing.T) {
 	defer func() { _ = f.Close() }()
 	const size = 64 << 20
 	r := &countingReader{r: io.LimitReader(zeroReader{}, size)}
-	w := &fileWriter{f: f, path: path}
-	w.closeDirect()
-	_, err = copyPipelined(t.Context(), w, sha256.New(), r, chunkBufs.get(), 0)
+	// No direct descriptor: it would be opened for writing.
+	p := startPipe(&fileWriter{f: f, path: path}, sha256.New(), digest.SHA256)
+	_, err = p.feed(t.Context(), r, nil, 0)
+	p.stop()
 	if err == nil {
 		t.Fatal("copy into a read-only file succeeded")
 	}
@@ -446,12 +474,12 @@ func (zeroReader) Read(p []byte) (int, error) {
 }
 
 // A body that breaks mid-chunk is an error, whatever reached the hasher.
-func TestCopyInReportsABrokenBody(t *testing.T) {
+func TestPipeReportsABrokenBody(t *testing.T) {
 	f, path := newDataFile(t)
 	broken := errors.New("connection reset")
 	r := io.MultiReader(io.LimitReader(zeroReader{}, chunkSize+hashSlice+3), iotest.ErrReader(broken))
 	w := &fileWriter{f: f, path: path}
-	if _, err := (&Store{}).copyIn(t.Context(), w, sha256.New(), r); !errors.Is(err, broken) {
+	if _, err := pipeCopy(t.Context(), w, sha256.New(), r); !errors.Is(err, broken) {
 		t.Fatalf("copy of a broken body: %v, want %v", err, broken)
 	}
 }
@@ -467,17 +495,17 @@ func (g gatedHash) Write(p []byte) (int, error) {
 	return g.Hash.Write(p)
 }
 
-// However far the hasher (or the writer) falls behind, one Append holds at
+// However far the hasher (or the writer) falls behind, one upload holds at
 // most pipelineDepth+2 chunks: the reader waits rather than take more of
 // the body.
-func TestCopyInHoldsAtMostDepthPlusTwoChunks(t *testing.T) {
+func TestPipeHoldsAtMostDepthPlusTwoChunks(t *testing.T) {
 	f, path := newDataFile(t)
 	const size = 64 << 20
 	r := &countingReader{r: io.LimitReader(zeroReader{}, size)}
 	h := gatedHash{Hash: sha256.New(), gate: make(chan struct{})}
 	done := make(chan error, 1)
 	go func() {
-		_, err := (&Store{}).copyIn(t.Context(), &fileWriter{f: f, path: path}, h, r)
+		_, err := pipeCopy(t.Context(), &fileWriter{f: f, path: path}, h, r)
 		done <- err
 	}()
 	// Wait until the reader stops taking bytes.
@@ -501,16 +529,24 @@ func TestCopyInHoldsAtMostDepthPlusTwoChunks(t *testing.T) {
 // A body that fits in one slice never takes a chunk buffer: a push's many
 // small requests (configs, small layers, the last PATCH) each hold 512 KiB
 // while they are copied, not 4 MiB.
-func TestCopyInTakesAChunkOnlyForALargeBody(t *testing.T) {
+func TestAppendTakesAChunkOnlyForALargeBody(t *testing.T) {
 	saved := chunkBufs
 	t.Cleanup(func() { chunkBufs = saved })
-	for _, tc := range []struct {
+	s := newInternal(t, t.TempDir(), false)
+	for i, tc := range []struct {
 		size      int
 		wantChunk bool
 	}{{1000, false}, {hashSlice - 1, false}, {hashSlice + 1, true}} {
 		chunkBufs = &bufPool{size: chunkSize}
-		f, path := newDataFile(t)
-		if _, err := (&Store{}).copyIn(t.Context(), &fileWriter{f: f, path: path}, sha256.New(), io.LimitReader(zeroReader{}, int64(tc.size))); err != nil {
+		id := "chunk-" + strconv.Itoa(i)
+		st, err := s.StartUpload(t.Context(), id, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Append(t.Context(), id, st, io.LimitReader(zeroReader{}, int64(tc.size))); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Settle(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		if took := chunkBufs.made.Load() > 0; took != tc.wantChunk {
@@ -519,7 +555,7 @@ func TestCopyInTakesAChunkOnlyForALargeBody(t *testing.T) {
 	}
 }
 
-// newDataFile creates an empty upload data file for copyIn to write.
+// newDataFile creates an empty upload data file for a pipeline to write.
 func newDataFile(t *testing.T) (*os.File, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), dataName)

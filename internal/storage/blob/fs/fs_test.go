@@ -34,7 +34,19 @@ func newAt(t testing.TB, root string) *fs.Store {
 	if err != nil {
 		t.Fatalf("fs.New(%q): %v", root, err)
 	}
+	// No background work may outlive the test and its directory.
+	t.Cleanup(func() { settle(t, s) })
 	return s
+}
+
+// settle waits for s's background work.
+func settle(t testing.TB, s *fs.Store) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Settle(ctx); err != nil {
+		t.Errorf("Settle: %v", err)
+	}
 }
 
 func TestConformance(t *testing.T) {

@@ -2,10 +2,12 @@ package fs
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -74,6 +76,10 @@ func decodeState(st blob.UploadState) (digest.Algorithm, hash.Hash, error) {
 	if i <= 0 {
 		return "", nil, fmt.Errorf("%w: no algorithm prefix", errBadState)
 	}
+	if isPending(st) {
+		// Resolved by openUpload before any hash is restored.
+		return "", nil, fmt.Errorf("%w: unresolved pending state", errBadState)
+	}
 	alg := digest.Algorithm(st.Hash[:i])
 	h, err := newHash(alg)
 	if err != nil {
@@ -95,4 +101,51 @@ func decodeState(st blob.UploadState) (digest.Algorithm, hash.Hash, error) {
 		return "", nil, fmt.Errorf("%w: %s: %w", errBadState, alg, err)
 	}
 	return alg, h, nil
+}
+
+// A pending state is what Append returns when the bytes it took are still
+// being hashed and written in the background (see session.go):
+//
+//	"pending:" <offset, 8 bytes big-endian> <token, 16 random bytes>
+//
+// It stands for the real state at that offset, which the background work
+// stores in the upload directory (pendingFile) and in the state log once the
+// bytes are on disk. The token names that file; being random, it cannot
+// name another request's state, and the state log decides, as for any state,
+// whether the real state still describes the data file.
+const (
+	pendingPrefix = "pending:"
+	tokenLen      = 16
+	pendingLen    = len(pendingPrefix) + offsetLen + tokenLen
+)
+
+// newPending returns a pending state for offset.
+func newPending(offset int64) (blob.UploadState, error) {
+	h := make([]byte, 0, pendingLen)
+	h = append(h, pendingPrefix...)
+	h = binary.BigEndian.AppendUint64(h, uint64(offset)) //nolint:gosec // offsets are never negative
+	var token [tokenLen]byte
+	if _, err := rand.Read(token[:]); err != nil {
+		return blob.UploadState{}, fmt.Errorf("blob fs: pending state token: %w", err)
+	}
+	return blob.UploadState{Offset: offset, Hash: append(h, token[:]...)}, nil
+}
+
+// isPending reports whether st is a pending state (well formed or not).
+func isPending(st blob.UploadState) bool {
+	return bytes.HasPrefix(st.Hash, []byte(pendingPrefix))
+}
+
+// pendingToken checks a pending state and returns its token in hex, the
+// name of the file that holds the real state. A pending state whose Offset
+// disagrees with its own is ErrOffsetMismatch, as for a real state.
+func pendingToken(st blob.UploadState) (string, error) {
+	if len(st.Hash) != pendingLen {
+		return "", fmt.Errorf("%w: pending state of %d bytes", errBadState, len(st.Hash))
+	}
+	rest := st.Hash[len(pendingPrefix):]
+	if off := binary.BigEndian.Uint64(rest[:offsetLen]); st.Offset < 0 || off != uint64(st.Offset) {
+		return "", fmt.Errorf("%w: state offset %d, pending offset %d", blob.ErrOffsetMismatch, st.Offset, off)
+	}
+	return hex.EncodeToString(rest[offsetLen:]), nil
 }

@@ -2,13 +2,16 @@ package fs
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/moat-registry/moat/internal/storage/blob"
 )
@@ -20,6 +23,9 @@ import (
 //	states  a log of the states this upload may continue from, one record
 //	        per successful Append: offset (8 bytes big-endian) and the
 //	        SHA-256 of UploadState.Hash
+//	pending-<token>
+//	        the real state a pending state stands for (see hashstate.go),
+//	        written with the state's log record
 //
 // Commit trusts a state's running sum to describe the data file's first
 // Offset bytes. The log is what makes that trust safe when requests overlap
@@ -33,7 +39,8 @@ import (
 //
 // Rules that keep every logged state a prefix of the data file:
 //   - An Append or Commit holds an exclusive flock on the data file for its
-//     whole run, so requests on one upload never interleave, even across
+//     whole run, and so does a session (session.go) until its background
+//     work is done, so requests on one upload never interleave, even across
 //     processes sharing the root.
 //   - A record is written only after the bytes it covers are fsynced.
 //   - Before the data file is cut back to a state's Offset, the records
@@ -43,8 +50,9 @@ import (
 // refused (ErrOffsetMismatch) and the client starts over; nothing wrong is
 // ever committed.
 const (
-	stateLogName = "states"
-	recordLen    = 8 + sha256.Size
+	stateLogName      = "states"
+	pendingPrefixFile = "pending-"
+	recordLen         = 8 + sha256.Size
 )
 
 // errUploadBusy reports a request on an upload that another request holds.
@@ -60,21 +68,28 @@ func record(st blob.UploadState) []byte {
 	return append(rec, sum[:]...)
 }
 
-// upload is one upload opened for the exclusive use of one Append or Commit.
+// upload is one upload opened for the exclusive use of one Append, Commit
+// or session.
 type upload struct {
-	id   string
-	dir  string
-	data *os.File // flocked until close
-	log  *os.File
-	n    int // records in the log, the last being the state opened from
+	id    string
+	dir   string
+	data  *os.File // flocked until close
+	log   *os.File
+	n     int              // records in the log, the last being the state opened from
+	state blob.UploadState // the state opened from, a pending one resolved
 }
 
 // openUpload opens and locks upload id and prepares it to continue from st:
-// st must be in the state log, the records after it are dropped, and the
-// data file is cut to st.Offset (bytes beyond it are leftovers of a failed
-// request, or belong to a state just dropped). A data file shorter than
-// st.Offset is ErrOffsetMismatch.
-func (s *Store) openUpload(id string, st blob.UploadState) (*upload, error) {
+// a pending st is resolved to the real state it stands for, which must be
+// in the state log; the records after it are dropped, and the data file is
+// cut to st.Offset (bytes beyond it are leftovers of a failed request, or
+// belong to a state just dropped). A data file shorter than st.Offset is
+// ErrOffsetMismatch.
+//
+// A lock held elsewhere is waited for, up to the Store's lockWait: the
+// holder may be a session finishing the previous request's bytes in another
+// process sharing the root.
+func (s *Store) openUpload(ctx context.Context, id string, st blob.UploadState) (*upload, error) {
 	dir, err := s.uploadDir(id)
 	if err != nil {
 		return nil, err
@@ -84,7 +99,7 @@ func (s *Store) openUpload(id string, st blob.UploadState) (*upload, error) {
 		return nil, notFound(err, "upload "+id)
 	}
 	u := &upload{id: id, dir: dir, data: data}
-	if err := lockFile(data); err != nil {
+	if err := s.lockWaiting(ctx, data); err != nil {
 		_ = data.Close() // unlocked and unchanged; the lock error is the one to report
 		return nil, fmt.Errorf("blob fs: upload %s: %w", id, err)
 	}
@@ -95,8 +110,67 @@ func (s *Store) openUpload(id string, st blob.UploadState) (*upload, error) {
 	return u, nil
 }
 
+// lockWaiting takes the upload lock on f, retrying while it is busy until
+// lockWait has passed.
+func (s *Store) lockWaiting(ctx context.Context, f *os.File) error {
+	deadline := time.Now().Add(s.lockWait)
+	pause := time.Millisecond
+	for {
+		err := lockFile(f)
+		if !errors.Is(err, errUploadBusy) || !time.Now().Add(pause).Before(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 50*time.Millisecond)
+	}
+}
+
+// resolve returns the real state st stands for: st itself, or for a
+// pending state the one its background work stored. A pending state with
+// nothing stored (its bytes never reached the disk: the write failed, or
+// the process stopped first) is ErrOffsetMismatch.
+func (u *upload) resolve(st blob.UploadState) (blob.UploadState, error) {
+	if !isPending(st) {
+		return st, nil
+	}
+	token, err := pendingToken(st)
+	if err != nil {
+		return st, err
+	}
+	h, err := os.ReadFile(filepath.Join(u.dir, pendingPrefixFile+token)) //nolint:gosec // token is hex
+	if errors.Is(err, iofs.ErrNotExist) {
+		return st, fmt.Errorf("%w: upload %s: the bytes up to offset %d were never stored", blob.ErrOffsetMismatch, u.id, st.Offset)
+	}
+	if err != nil {
+		return st, fmt.Errorf("blob fs: upload %s: read pending state: %w", u.id, err)
+	}
+	return blob.UploadState{Offset: st.Offset, Hash: h}, nil
+}
+
+// storeResolved writes the real state a pending one stands for. Like a log
+// record it is not fsynced: if a crash loses it, the pending state is
+// refused.
+func (u *upload) storeResolved(pending, real blob.UploadState) error {
+	token, err := pendingToken(pending)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(u.dir, pendingPrefixFile+token), real.Hash, filePerm); err != nil {
+		return fmt.Errorf("blob fs: upload %s: store pending state: %w", u.id, err)
+	}
+	return nil
+}
+
 func (u *upload) prepare(st blob.UploadState) error {
 	var err error
+	if st, err = u.resolve(st); err != nil {
+		return err
+	}
+	u.state = st
 	u.log, err = os.OpenFile(filepath.Join(u.dir, stateLogName), os.O_RDWR, 0)
 	if err != nil {
 		return notFound(err, "upload "+u.id)
@@ -147,6 +221,7 @@ func (u *upload) logState(st blob.UploadState) error {
 	if _, err := u.log.WriteAt(record(st), int64(u.n)*recordLen); err != nil {
 		return fmt.Errorf("blob fs: log state of upload %s: %w", u.id, err)
 	}
+	u.n++
 	return nil
 }
 
