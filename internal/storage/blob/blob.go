@@ -91,6 +91,11 @@ type Store interface {
 	// previous failed request are discarded first. If r fails, Append returns
 	// the error and the caller must keep the old state (the partial bytes will
 	// be discarded by the next Append). ErrNotFound if the upload is unknown.
+	//
+	// A store may return once it has read r and finish storing the bytes in
+	// the background: Commit then waits for them, and a state whose bytes
+	// could not be stored fails the upload's next request (with
+	// ErrOffsetMismatch if the store no longer knows why).
 	Append(ctx context.Context, id string, st UploadState, r io.Reader) (UploadState, error)
 
 	// Commit verifies that the upload's first st.Offset bytes hash to want

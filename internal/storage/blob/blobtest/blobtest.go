@@ -404,28 +404,26 @@ func testFailedAppend(t *testing.T, e *env) {
 func testFailedLargeAppend(t *testing.T, e *env) {
 	// The body breaks after several MiB, past the fs store's first 4 MiB
 	// chunk and mid-chunk.
-	a, junk, b := randomBytes(t, 100), randomBytes(t, 5<<20+777), randomBytes(t, 1<<20+5)
-	id, st := e.start(t, e.Store, "")
-	st = e.appendBytes(t, e.Store, id, st, a)
-	_, err := e.Append(e.ctx, id, st, &failingReader{r: bytes.NewReader(junk)})
-	wantErr(t, "Append with a failing body", err, errBody)
-	st = e.appendBytes(t, e.Store, id, st, b)
-	want := append(append([]byte{}, a...), b...)
-	d := digest.FromBytes(want)
-	e.commit(t, e.Store, id, st, d)
-	e.checkContent(t, e.Store, d, want)
+	failAfter(t, e, 100, 5<<20+777, 1<<20+5)
 }
 
 func testFailedAppendAfterLarge(t *testing.T, e *env) {
 	// Large requests one after the other, as a chunked push makes them; the
 	// second breaks mid-body and is retried from the first one's state.
-	a, junk, b := randomBytes(t, 6<<20+3), randomBytes(t, 5<<20), randomBytes(t, 2<<20)
+	failAfter(t, e, 6<<20+3, 5<<20, 2<<20)
+}
+
+// failAfter appends a bytes, then a body of junk bytes that breaks at its
+// end, then b from the state after a, and checks that the blob is a+b.
+func failAfter(t *testing.T, e *env, a, junk, b int) {
+	t.Helper()
+	pa, pb := randomBytes(t, a), randomBytes(t, b)
 	id, st := e.start(t, e.Store, "")
-	st = e.appendBytes(t, e.Store, id, st, a)
-	_, err := e.Append(e.ctx, id, st, &failingReader{r: bytes.NewReader(junk)})
+	st = e.appendBytes(t, e.Store, id, st, pa)
+	_, err := e.Append(e.ctx, id, st, &failingReader{r: bytes.NewReader(randomBytes(t, junk))})
 	wantErr(t, "Append with a failing body", err, errBody)
-	st = e.appendBytes(t, e.Store, id, st, b)
-	want := append(append([]byte{}, a...), b...)
+	st = e.appendBytes(t, e.Store, id, st, pb)
+	want := append(append([]byte{}, pa...), pb...)
 	d := digest.FromBytes(want)
 	e.commit(t, e.reopen(), id, st, d)
 	e.checkContent(t, e.Store, d, want)
