@@ -90,9 +90,12 @@ func (s *Store) Append(ctx context.Context, id string, st blob.UploadState, r io
 	if ss != nil {
 		return ss.append(ctx, st, r, nil, 0)
 	}
+	if err := s.takeFailure(id, st); err != nil {
+		return st, err
+	}
 	u, err := s.openUpload(ctx, id, st)
 	if err != nil {
-		return st, s.explain(id, st, err)
+		return st, err
 	}
 	alg, h, err := decodeState(u.state)
 	if err != nil {
@@ -132,7 +135,7 @@ func (s *Store) Append(ctx context.Context, id string, st blob.UploadState, r io
 // is touched.
 func checkState(st blob.UploadState) error {
 	if isPending(st) {
-		_, err := pendingToken(st)
+		_, _, err := parsePending(st)
 		return err
 	}
 	_, _, err := decodeState(st)

@@ -35,7 +35,8 @@
 //     hashed, written and fsynced in the background, and an Append from
 //     that state arriving meanwhile feeds the same pipeline. Commit and
 //     Abort wait for that work, and Settle waits for all of it. A pending
-//     state whose real state was never stored is refused.
+//     state whose real state was never stored (the process was killed
+//     first) is rebuilt by hashing the data file again (upload.recover).
 //   - One request at a time per upload, and only from a state that still
 //     describes the data: Append, Commit and sessions hold an flock on the
 //     upload's data file (a request that finds it held waits up to 2 s,
@@ -307,9 +308,12 @@ func (s *Store) Commit(ctx context.Context, id string, st blob.UploadState, want
 	if err := s.settle(ctx, id, false); err != nil {
 		return 0, fmt.Errorf("blob fs: commit upload %s: %w", id, err)
 	}
+	if err := s.takeFailure(id, st); err != nil {
+		return 0, err
+	}
 	u, err := s.openUpload(ctx, id, st)
 	if err != nil {
-		return 0, s.explain(id, st, err)
+		return 0, err
 	}
 	size, err := s.commitOpen(ctx, u, want, target)
 	if cerr := u.close(); err == nil && cerr != nil {

@@ -276,6 +276,32 @@ func FuzzDecodeState(f *testing.F) {
 	})
 }
 
+// FuzzParsePending: any bytes either fail to parse or name a supported
+// algorithm and a token that can only name a file in the upload directory
+// (32 lower-case hex digits); nothing panics.
+func FuzzParsePending(f *testing.F) {
+	seed, err := newPending(digest.SHA512, 1<<20)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed.Hash, seed.Offset)
+	f.Add([]byte("pending:"), int64(0))
+	f.Add([]byte("pending:sha256:\x00"), int64(0))
+	f.Add([]byte("pending::\x00\x00\x00\x00\x00\x00\x00\x00"), int64(-1))
+	f.Fuzz(func(t *testing.T, state []byte, off int64) {
+		alg, token, err := parsePending(blob.UploadState{Offset: off, Hash: state})
+		if err != nil {
+			return
+		}
+		if alg != digest.SHA256 && alg != digest.SHA512 {
+			t.Fatalf("algorithm %q", alg)
+		}
+		if len(token) != 2*tokenLen || strings.Trim(token, "0123456789abcdef") != "" {
+			t.Fatalf("token %q", token)
+		}
+	})
+}
+
 // BenchmarkPushVsBound measures, interleaved in each iteration, a 64 MiB push
 // (pipelined and serial Append) and the machine's bounds for it: sha256 alone
 // and write+fsync alone. It reports each as the best of b.N tries, which

@@ -106,23 +106,26 @@ func decodeState(st blob.UploadState) (digest.Algorithm, hash.Hash, error) {
 // A pending state is what Append returns when the bytes it took are still
 // being hashed and written in the background (see session.go):
 //
-//	"pending:" <offset, 8 bytes big-endian> <token, 16 random bytes>
+//	"pending:" <algorithm> ':' <offset, 8 bytes big-endian> <token, 16 random bytes>
 //
 // It stands for the real state at that offset, which the background work
-// stores in the upload directory (pendingFile) and in the state log once the
-// bytes are on disk. The token names that file; being random, it cannot
-// name another request's state, and the state log decides, as for any state,
-// whether the real state still describes the data file.
+// stores in the upload directory (a pending- file named by the token) and
+// in the state log once the bytes are on disk. The token, being random,
+// cannot name another request's state, and the state log decides, as for
+// any state, whether the real state still describes the data file. The
+// algorithm is there for when the real state was never stored (see
+// upload.recover).
 const (
 	pendingPrefix = "pending:"
 	tokenLen      = 16
-	pendingLen    = len(pendingPrefix) + offsetLen + tokenLen
 )
 
-// newPending returns a pending state for offset.
-func newPending(offset int64) (blob.UploadState, error) {
-	h := make([]byte, 0, pendingLen)
+// newPending returns a pending state for offset of an upload hashed with alg.
+func newPending(alg digest.Algorithm, offset int64) (blob.UploadState, error) {
+	h := make([]byte, 0, len(pendingPrefix)+len(alg)+1+offsetLen+tokenLen)
 	h = append(h, pendingPrefix...)
+	h = append(h, alg...)
+	h = append(h, ':')
 	h = binary.BigEndian.AppendUint64(h, uint64(offset)) //nolint:gosec // offsets are never negative
 	var token [tokenLen]byte
 	if _, err := rand.Read(token[:]); err != nil {
@@ -136,16 +139,26 @@ func isPending(st blob.UploadState) bool {
 	return bytes.HasPrefix(st.Hash, []byte(pendingPrefix))
 }
 
-// pendingToken checks a pending state and returns its token in hex, the
-// name of the file that holds the real state. A pending state whose Offset
-// disagrees with its own is ErrOffsetMismatch, as for a real state.
-func pendingToken(st blob.UploadState) (string, error) {
-	if len(st.Hash) != pendingLen {
-		return "", fmt.Errorf("%w: pending state of %d bytes", errBadState, len(st.Hash))
+// parsePending checks a pending state and returns its algorithm and its
+// token in hex, the name of the file that holds the real state. A pending
+// state whose Offset disagrees with its own is ErrOffsetMismatch, as for a
+// real state.
+func parsePending(st blob.UploadState) (digest.Algorithm, string, error) {
+	if !isPending(st) {
+		return "", "", fmt.Errorf("%w: not a pending state", errBadState)
 	}
 	rest := st.Hash[len(pendingPrefix):]
-	if off := binary.BigEndian.Uint64(rest[:offsetLen]); st.Offset < 0 || off != uint64(st.Offset) {
-		return "", fmt.Errorf("%w: state offset %d, pending offset %d", blob.ErrOffsetMismatch, st.Offset, off)
+	i := bytes.IndexByte(rest[:min(len(rest), 16)], ':')
+	if i <= 0 || len(rest) != i+1+offsetLen+tokenLen {
+		return "", "", fmt.Errorf("%w: malformed pending state", errBadState)
 	}
-	return hex.EncodeToString(rest[offsetLen:]), nil
+	alg := digest.Algorithm(rest[:i])
+	if _, err := newHash(alg); err != nil {
+		return "", "", err
+	}
+	rest = rest[i+1:]
+	if off := binary.BigEndian.Uint64(rest[:offsetLen]); st.Offset < 0 || off != uint64(st.Offset) {
+		return "", "", fmt.Errorf("%w: state offset %d, pending offset %d", blob.ErrOffsetMismatch, st.Offset, off)
+	}
+	return alg, hex.EncodeToString(rest[offsetLen:]), nil
 }

@@ -33,11 +33,13 @@ import (
 // through the file the session wrote. Commit and Abort wait for the session
 // to close, so a blob becomes visible only once its every byte is durable,
 // as before; what changed is that a PATCH's 202 no longer waits for that.
-// If the process stops before a pending state is persisted, that state is
-// refused (ErrOffsetMismatch) and the client starts the upload again.
+// If the process stops before a pending state is persisted, the next
+// request from that state rebuilds it by hashing the data file again
+// (upload.recover), so the upload resumes, if more slowly.
 type session struct {
 	s    *Store
 	u    *upload
+	alg  digest.Algorithm
 	p    *pipe
 	done chan struct{} // closed once the session has closed
 
@@ -58,7 +60,7 @@ type session struct {
 func (s *Store) startSession(u *upload, alg digest.Algorithm, h hash.Hash) *session {
 	w := &fileWriter{f: u.data, path: filepath.Join(u.dir, dataName), off: u.state.Offset, flushed: u.state.Offset}
 	w.openDirect()
-	ss := &session{s: s, u: u, p: startPipe(w, h, alg), done: make(chan struct{}),
+	ss := &session{s: s, u: u, alg: alg, p: startPipe(w, h, alg), done: make(chan struct{}),
 		tip: u.state, feeding: true, synced: u.state.Offset}
 	s.mu.Lock()
 	s.sessions[u.id] = ss
@@ -157,7 +159,7 @@ func (ss *session) append(ctx context.Context, st blob.UploadState, r io.Reader,
 	n, err := ss.p.feed(ctx, r, first, m)
 	var next blob.UploadState
 	if err == nil && n > 0 {
-		next, err = newPending(st.Offset + n)
+		next, err = newPending(ss.alg, st.Offset+n)
 	}
 	ss.s.mu.Lock()
 	switch {
@@ -280,17 +282,17 @@ func (ss *session) close() {
 	close(ss.done)
 }
 
-// explain replaces the refusal of a pending state whose bytes could not be
-// stored with the reason they could not.
-func (s *Store) explain(id string, st blob.UploadState, err error) error {
-	if !isPending(st) || !errors.Is(err, blob.ErrOffsetMismatch) {
-		return err
+// takeFailure returns, once, why a session could not store the bytes
+// behind a pending state of upload id. The request after that recovers the
+// state from the data file (upload.recover).
+func (s *Store) takeFailure(id string, st blob.UploadState) error {
+	if !isPending(st) {
+		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ferr := s.failures[id]; ferr != nil {
-		return ferr
-	}
+	err := s.failures[id]
+	delete(s.failures, id)
 	return err
 }
 

@@ -14,6 +14,21 @@ import (
 	"github.com/moat-registry/moat/internal/storage/blob"
 )
 
+// appendSettled starts upload id on s with body p and waits until its
+// bytes are stored; it returns the Append's state.
+func appendSettled(t *testing.T, s *Store, id string, p []byte) blob.UploadState {
+	t.Helper()
+	st, err := s.StartUpload(t.Context(), id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err = s.Append(t.Context(), id, st, bytes.NewReader(p)); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, s)
+	return st
+}
+
 func randomBody(t *testing.T, n int) []byte {
 	t.Helper()
 	p := make([]byte, n)
@@ -78,44 +93,62 @@ func TestPendingStateResolvesOnAnotherStore(t *testing.T) {
 	s := newInternal(t, root, false)
 	ctx := t.Context()
 	p := randomBody(t, chunkSize+1)
-	st, err := s.StartUpload(ctx, "u", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st, err = s.Append(ctx, "u", st, bytes.NewReader(p)); err != nil {
-		t.Fatal(err)
-	}
-	settle(t, s)
+	st := appendSettled(t, s, "u", p)
 	other := newInternal(t, root, false)
 	if _, err := other.Commit(ctx, "u", st, digest.FromBytes(p)); err != nil {
 		t.Fatalf("Commit on another store: %v", err)
 	}
 }
 
-// A pending state whose bytes never reached the disk (here: one this
-// upload never returned, at an offset its data file does have) is
-// refused, never guessed.
-func TestUnknownPendingStateIsRefused(t *testing.T) {
-	s := newInternal(t, t.TempDir(), false)
+// A pending state whose real state was never stored (the process stopped
+// first: here its file is removed) is rebuilt from the data file, so the
+// upload resumes; the states after it are dropped with their bytes.
+func TestPendingStateNeverStoredIsRecovered(t *testing.T) {
+	root := t.TempDir()
+	s := newInternal(t, root, false)
 	ctx := t.Context()
-	p := randomBody(t, 2*hashSlice)
-	st, err := s.StartUpload(ctx, "u", "")
+	a, b, c := randomBody(t, 2*hashSlice), randomBody(t, chunkSize), randomBody(t, hashSlice+9)
+	st1 := appendSettled(t, s, "u", a)
+	st2, err := s.Append(ctx, "u", st1, bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, err = s.Append(ctx, "u", st, bytes.NewReader(p)); err != nil {
+	settle(t, s)
+	_, token, err := parsePending(st1)
+	if err != nil {
 		t.Fatal(err)
 	}
-	settle(t, s)
-	forged, err := newPending(st.Offset)
+	if err := os.Remove(filepath.Join(root, "uploads", "u", pendingPrefixFile+token)); err != nil {
+		t.Fatal(err)
+	}
+	// A restart: another store, nothing in memory.
+	other := newInternal(t, root, false)
+	st3, err := other.Append(ctx, "u", st1, bytes.NewReader(c))
+	if err != nil {
+		t.Fatalf("Append from a pending state never stored: %v", err)
+	}
+	settle(t, other)
+	if _, err := other.Commit(ctx, "u", st2, digest.FromBytes(append(append([]byte{}, a...), b...))); !errors.Is(err, blob.ErrOffsetMismatch) {
+		t.Fatalf("Commit of the state the recovery dropped: %v, want ErrOffsetMismatch", err)
+	}
+	if _, err := other.Commit(ctx, "u", st3, digest.FromBytes(append(append([]byte{}, a...), c...))); err != nil {
+		t.Fatalf("Commit after the recovery: %v", err)
+	}
+}
+
+// A pending state beyond the bytes the data file has is refused, never
+// guessed.
+func TestPendingStateBeyondTheDataIsRefused(t *testing.T) {
+	s := newInternal(t, t.TempDir(), false)
+	ctx := t.Context()
+	p := randomBody(t, 2*hashSlice)
+	st := appendSettled(t, s, "u", p)
+	forged, err := newPending(digest.SHA256, st.Offset+1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Append(ctx, "u", forged, bytes.NewReader([]byte("x"))); !errors.Is(err, blob.ErrOffsetMismatch) {
-		t.Fatalf("Append from an unknown pending state: %v, want ErrOffsetMismatch", err)
-	}
-	if _, err := s.Commit(ctx, "u", forged, digest.FromBytes(p)); !errors.Is(err, blob.ErrOffsetMismatch) {
-		t.Fatalf("Commit of an unknown pending state: %v, want ErrOffsetMismatch", err)
+		t.Fatalf("Append from a pending state beyond the data: %v, want ErrOffsetMismatch", err)
 	}
 	if _, err := s.Commit(ctx, "u", st, digest.FromBytes(p)); err != nil {
 		t.Fatalf("Commit of the real one: %v", err)
@@ -123,31 +156,23 @@ func TestUnknownPendingStateIsRefused(t *testing.T) {
 }
 
 // When the bytes behind a pending state cannot be stored, the upload's
-// next request says why, rather than just refusing the state.
-func TestFailureToPersistIsReported(t *testing.T) {
+// next request says why; the one after recovers the state from the data
+// file.
+func TestFailureToPersistIsReportedOnce(t *testing.T) {
 	s := newInternal(t, t.TempDir(), false)
 	diskFull := errors.New("no space left on device")
 	s.beforePersist = func() error { return diskFull }
 	ctx := t.Context()
-	st, err := s.StartUpload(ctx, "u", "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := randomBody(t, chunkSize)
-	if st, err = s.Append(ctx, "u", st, bytes.NewReader(p)); err != nil {
-		t.Fatal(err)
-	}
-	// (An Append that came before the failure would feed the session and
-	// learn of it at the request after.)
-	settle(t, s)
+	// Settled: an Append that came before the failure would feed the
+	// session and learn of it at the request after.
+	st := appendSettled(t, s, "u", p)
 	if _, err := s.Append(ctx, "u", st, bytes.NewReader(p)); !errors.Is(err, diskFull) {
 		t.Fatalf("Append after the failure: %v, want %v", err, diskFull)
 	}
-	if _, err := s.Commit(ctx, "u", st, digest.FromBytes(p)); !errors.Is(err, diskFull) {
-		t.Fatalf("Commit after the failure: %v, want %v", err, diskFull)
-	}
-	if err := s.Abort(ctx, "u"); err != nil {
-		t.Fatal(err)
+	s.beforePersist = nil
+	if _, err := s.Commit(ctx, "u", st, digest.FromBytes(p)); err != nil {
+		t.Fatalf("Commit once the failure was reported: %v", err)
 	}
 }
 

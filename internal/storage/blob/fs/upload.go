@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/moat-registry/moat/internal/storage/blob"
 )
 
@@ -130,20 +132,19 @@ func (s *Store) lockWaiting(ctx context.Context, f *os.File) error {
 }
 
 // resolve returns the real state st stands for: st itself, or for a
-// pending state the one its background work stored. A pending state with
-// nothing stored (its bytes never reached the disk: the write failed, or
-// the process stopped first) is ErrOffsetMismatch.
+// pending state the one its background work stored, or if that was never
+// stored, the one recover rebuilds.
 func (u *upload) resolve(st blob.UploadState) (blob.UploadState, error) {
 	if !isPending(st) {
 		return st, nil
 	}
-	token, err := pendingToken(st)
+	alg, token, err := parsePending(st)
 	if err != nil {
 		return st, err
 	}
 	h, err := os.ReadFile(filepath.Join(u.dir, pendingPrefixFile+token)) //nolint:gosec // token is hex
 	if errors.Is(err, iofs.ErrNotExist) {
-		return st, fmt.Errorf("%w: upload %s: the bytes up to offset %d were never stored", blob.ErrOffsetMismatch, u.id, st.Offset)
+		return u.recover(st, alg)
 	}
 	if err != nil {
 		return st, fmt.Errorf("blob fs: upload %s: read pending state: %w", u.id, err)
@@ -151,11 +152,73 @@ func (u *upload) resolve(st blob.UploadState) (blob.UploadState, error) {
 	return blob.UploadState{Offset: st.Offset, Hash: h}, nil
 }
 
+// recover rebuilds the real state of a pending one whose own was never
+// stored, because the process stopped (or persisting failed) first, by
+// hashing the data file's first st.Offset bytes again. Whatever those bytes
+// are, the state then describes them, so a commit still publishes only
+// bytes that match their digest; if they are not what the client sent, its
+// digest will not match. The log loses the records beyond st.Offset (they
+// describe bytes about to be cut off) and gains the rebuilt state.
+func (u *upload) recover(st blob.UploadState, alg digest.Algorithm) (blob.UploadState, error) {
+	fi, err := u.data.Stat()
+	if err != nil {
+		return st, fmt.Errorf("blob fs: stat upload %s: %w", u.id, err)
+	}
+	if fi.Size() < st.Offset {
+		return st, fmt.Errorf("%w: upload %s: the bytes up to offset %d never reached the disk (it has %d)", blob.ErrOffsetMismatch, u.id, st.Offset, fi.Size())
+	}
+	h, err := newHash(alg)
+	if err != nil {
+		return st, err
+	}
+	if err := rehash(context.Background(), u.data, st.Offset, h); err != nil {
+		return st, err
+	}
+	real := blob.UploadState{Offset: st.Offset}
+	if real.Hash, err = encodeState(alg, st.Offset, h); err != nil {
+		return st, err
+	}
+	if err := u.relog(real); err != nil {
+		return st, err
+	}
+	return real, u.storeResolved(st, real)
+}
+
+// relog cuts the state log before its first record beyond real.Offset and
+// appends real's record; records are in increasing offset order.
+func (u *upload) relog(real blob.UploadState) error {
+	logFile, err := os.OpenFile(filepath.Join(u.dir, stateLogName), os.O_RDWR, 0)
+	if err != nil {
+		return notFound(err, "upload "+u.id)
+	}
+	defer func() { _ = logFile.Close() }() // written with WriteAt and synced below; close adds nothing
+	logData, err := io.ReadAll(logFile)
+	if err != nil {
+		return fmt.Errorf("blob fs: read state log of upload %s: %w", u.id, err)
+	}
+	keep := 0
+	for keep+recordLen <= len(logData) && binary.BigEndian.Uint64(logData[keep:keep+8]) <= uint64(real.Offset) { //nolint:gosec // offsets are never negative
+		keep += recordLen
+	}
+	if err := logFile.Truncate(int64(keep)); err != nil {
+		return fmt.Errorf("blob fs: drop superseded states of upload %s: %w", u.id, err)
+	}
+	if _, err := logFile.WriteAt(record(real), int64(keep)); err != nil {
+		return fmt.Errorf("blob fs: log state of upload %s: %w", u.id, err)
+	}
+	// The records dropped must stay dropped before the bytes they describe
+	// are cut off.
+	if err := logFile.Sync(); err != nil {
+		return fmt.Errorf("blob fs: drop superseded states of upload %s: %w", u.id, err)
+	}
+	return nil
+}
+
 // storeResolved writes the real state a pending one stands for. Like a log
 // record it is not fsynced: if a crash loses it, the pending state is
-// refused.
+// recovered again.
 func (u *upload) storeResolved(pending, real blob.UploadState) error {
-	token, err := pendingToken(pending)
+	_, token, err := parsePending(pending)
 	if err != nil {
 		return err
 	}
