@@ -96,11 +96,19 @@ func (s *Store) claim(ctx context.Context, id string, st blob.UploadState) (*ses
 		}
 		done := ss.done
 		s.mu.Unlock()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		if err := waitDone(ctx, done); err != nil {
+			return nil, err
 		}
+	}
+}
+
+// waitDone waits until done is closed or ctx ends.
+func waitDone(ctx context.Context, done <-chan struct{}) error {
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -120,10 +128,8 @@ func (s *Store) settle(ctx context.Context, id string, busyOK bool) error {
 		}
 		done := ss.done
 		s.mu.Unlock()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := waitDone(ctx, done); err != nil {
+			return err
 		}
 	}
 }
@@ -143,10 +149,8 @@ func (s *Store) Settle(ctx context.Context) error {
 		if done == nil {
 			return nil
 		}
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := waitDone(ctx, done); err != nil {
+			return err
 		}
 	}
 }
