@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -63,6 +64,9 @@ type serveOptions struct {
 	// importCAFiles and importPlainHTTPLoopback: importconfig.go.
 	importCAFiles           []string
 	importPlainHTTPLoopback bool
+	// goDefaultProcs is Go's GOMAXPROCS before moat serve raised it (see
+	// extraProcs); not an option, only logged.
+	goDefaultProcs int
 }
 
 func (o *serveOptions) register(f *pflag.FlagSet) {
@@ -153,6 +157,9 @@ func newServeCmd(stderr io.Writer) *cobra.Command {
 			// The first signal starts a graceful shutdown; restoring the
 			// default handling lets a second one end the process at once.
 			context.AfterFunc(ctx, stop)
+			// Here rather than in serve: it changes the whole process,
+			// and serve also runs inside tests.
+			o.goDefaultProcs = applyServeProcs(os.LookupEnv)
 			err := serve(ctx, o, os.LookupEnv, stderr)
 			if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
 				return nil // stopped by a signal during start-up: not a failure
@@ -212,6 +219,7 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 		return fmt.Errorf("opening the blob store: %w", err)
 	}
 	logger.Info("storage", "metadata", metaDesc, "blobs", blobDesc)
+	logger.Info("runtime", "gomaxprocs", runtime.GOMAXPROCS(0), "go-default", o.goDefaultProcs, "cpus", runtime.NumCPU())
 	ids, err := identity.New(ctx, metaStore, identity.Options{Logger: logger})
 	if err != nil {
 		return fmt.Errorf("starting identity: %w", err)
