@@ -16,7 +16,8 @@ const benchTags = 64
 
 // Bench runs the store's benchmarks: the manifest-GET hot path (by tag and
 // by digest) and StatBlob in parallel, and the write path (PutManifest,
-// LinkBlob). newStore must return an empty store, closed when b ends.
+// LinkBlob), and a chunk's round trip (UploadChunk). newStore must return an
+// empty store, closed when b ends.
 func Bench(b *testing.B, newStore func(b *testing.B) meta.Store) {
 	b.Run("GetManifestByTag", func(b *testing.B) {
 		s, ms := benchSetup(b, newStore)
@@ -96,6 +97,27 @@ func Bench(b *testing.B, newStore func(b *testing.B) meta.Store) {
 		b.ResetTimer()
 		for i := range b.N {
 			if err := s.LinkBlob(ctx, "bench", "library/app", ds[i], 1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("UploadChunk", func(b *testing.B) {
+		// What every PATCH of a chunked push asks of the store: the upload,
+		// then its new offset (compare-and-swap on the old one).
+		s, _ := benchSetup(b, newStore)
+		ctx := context.Background()
+		if err := s.CreateUpload(ctx, meta.Upload{ID: "bench-upload", Registry: "bench", Repository: "library/app"}); err != nil {
+			b.Fatal(err)
+		}
+		state := make([]byte, 128)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			u, err := s.GetUpload(ctx, "bench-upload")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := s.UpdateUpload(ctx, u.ID, u.Offset, u.Offset+1, state); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -43,6 +43,15 @@ ON CONFLICT (registry, repository, digest) DO NOTHING`
 	qInsertRef = `INSERT INTO manifest_refs (registry, repository, digest, ref_digest, ref_kind) VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (registry, repository, digest, ref_digest, ref_kind) DO NOTHING`
 
+	qGetUpload = `SELECT ` + uploadCols + ` FROM uploads WHERE id = $1`
+
+	qCreateUpload = `INSERT INTO uploads (` + uploadCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7)`
+
+	qUpdateUpload = `UPDATE uploads SET byte_offset = $1, hash_state = $2, updated_at = $3
+WHERE id = $4 AND byte_offset = $5`
+
+	qDeleteUpload = `DELETE FROM uploads WHERE id = $1`
+
 	qUpsertTag = `INSERT INTO tags (registry, repository, tag, digest, updated_at) VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (registry, repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`
 )
@@ -50,10 +59,14 @@ ON CONFLICT (registry, repository, tag) DO UPDATE SET digest = excluded.digest, 
 // statements are prepared once per Store; database/sql prepares each again
 // on every pool connection that first runs it and keeps it there.
 type statements struct {
-	// read pool: the hot paths
-	getManifest, getManifestByTag, statBlob, getRegistry *sql.Stmt
-	// write connection: PutManifest and LinkBlob
+	// read pool: the hot paths (manifest GET, blob HEAD, every request's
+	// registry, every upload request's upload)
+	getManifest, getManifestByTag, statBlob, getRegistry, getUpload *sql.Stmt
+	// write connection: PutManifest, LinkBlob and the uploads (a chunked
+	// push writes its upload once per PATCH; parsing the UPDATE again each
+	// time cost as much as running it)
 	insertRepository, insertBlobLink, blobLinked, manifestExists, insertManifest, insertRef, upsertTag *sql.Stmt
+	createUpload, updateUpload, deleteUpload                                                           *sql.Stmt
 
 	all []*sql.Stmt
 }
@@ -68,6 +81,7 @@ func (st *statements) prepare(ctx context.Context, rw, ro *sql.DB) error {
 		{ro, &st.getManifestByTag, qGetManifestByTag},
 		{ro, &st.statBlob, qStatBlob},
 		{ro, &st.getRegistry, qGetRegistry},
+		{ro, &st.getUpload, qGetUpload},
 		{rw, &st.insertRepository, qInsertRepository},
 		{rw, &st.insertBlobLink, qInsertBlobLink},
 		{rw, &st.blobLinked, qBlobLinked},
@@ -75,6 +89,9 @@ func (st *statements) prepare(ctx context.Context, rw, ro *sql.DB) error {
 		{rw, &st.insertManifest, qInsertManifest},
 		{rw, &st.insertRef, qInsertRef},
 		{rw, &st.upsertTag, qUpsertTag},
+		{rw, &st.createUpload, qCreateUpload},
+		{rw, &st.updateUpload, qUpdateUpload},
+		{rw, &st.deleteUpload, qDeleteUpload},
 	} {
 		s, err := p.db.PrepareContext(ctx, p.q)
 		if err != nil {

@@ -27,7 +27,7 @@ func (s *Store) CreateUpload(ctx context.Context, u meta.Upload) error {
 		return errors.New("sqlite: create upload: empty id")
 	}
 	t := nanos(now())
-	_, err := s.rw.ExecContext(ctx, `INSERT INTO uploads (`+uploadCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+	_, err := s.st.createUpload.ExecContext(ctx,
 		u.ID, normReg(u.Registry), u.Repository, u.Offset, nullBytes(u.HashState), t, t)
 	if err != nil {
 		return fmt.Errorf("sqlite: create upload %s: %w", u.ID, classify(err))
@@ -37,7 +37,7 @@ func (s *Store) CreateUpload(ctx context.Context, u meta.Upload) error {
 
 // GetUpload returns the upload with that id.
 func (s *Store) GetUpload(ctx context.Context, id string) (meta.Upload, error) {
-	u, err := scanUpload(s.ro.QueryRowContext(ctx, `SELECT `+uploadCols+` FROM uploads WHERE id = $1`, id))
+	u, err := scanUpload(s.st.getUpload.QueryRowContext(ctx, id))
 	if err != nil {
 		return meta.Upload{}, fmt.Errorf("sqlite: get upload %s: %w", id, classify(err))
 	}
@@ -46,8 +46,7 @@ func (s *Store) GetUpload(ctx context.Context, id string) (meta.Upload, error) {
 
 // UpdateUpload advances the upload if its stored offset is still prevOffset.
 func (s *Store) UpdateUpload(ctx context.Context, id string, prevOffset, offset int64, hashState []byte) error {
-	res, err := s.rw.ExecContext(ctx, `UPDATE uploads SET byte_offset = $1, hash_state = $2, updated_at = $3
-WHERE id = $4 AND byte_offset = $5`, offset, nullBytes(hashState), nanos(now()), id, prevOffset)
+	res, err := s.st.updateUpload.ExecContext(ctx, offset, nullBytes(hashState), nanos(now()), id, prevOffset)
 	if err == nil {
 		err = affected(res)
 	}
@@ -65,7 +64,7 @@ WHERE id = $4 AND byte_offset = $5`, offset, nullBytes(hashState), nanos(now()),
 
 // DeleteUpload removes the upload record.
 func (s *Store) DeleteUpload(ctx context.Context, id string) error {
-	res, err := s.rw.ExecContext(ctx, `DELETE FROM uploads WHERE id = $1`, id)
+	res, err := s.st.deleteUpload.ExecContext(ctx, id)
 	if err == nil {
 		err = affected(res)
 	}
