@@ -1,25 +1,38 @@
 package main
 
 import (
+	"errors"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 )
 
 func TestServeProcs(t *testing.T) {
 	for _, tt := range []struct {
 		goDefault int
+		env       string
 		envSet    bool
 		want      int
+		wantErr   bool
 	}{
 		{goDefault: 1, want: 1 + extraProcs},
 		{goDefault: 2, want: 2 + extraProcs},
 		{goDefault: 64, want: 64 + extraProcs},
-		{goDefault: 2, envSet: true, want: 0}, // the operator's value stays
+		{goDefault: 2, env: "", envSet: true, want: 2 + extraProcs}, // empty is unset
+		{goDefault: 2, env: "3", envSet: true, want: 0},             // the operator's value stays
+		{goDefault: 2, env: "1", envSet: true, want: 0},
+		{goDefault: 2, env: "0", envSet: true, wantErr: true},
+		{goDefault: 2, env: "-4", envSet: true, wantErr: true},
+		{goDefault: 2, env: "four", envSet: true, wantErr: true},
+		{goDefault: 2, env: "4 ", envSet: true, wantErr: true},
 	} {
-		if got := serveProcs(tt.goDefault, tt.envSet); got != tt.want {
-			t.Errorf("serveProcs(%d, %v) = %d, want %d", tt.goDefault, tt.envSet, got, tt.want)
+		got, err := serveProcs(tt.goDefault, tt.env, tt.envSet)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("serveProcs(%d, %q, %v) = %d, %v; want %d, error %v", tt.goDefault, tt.env, tt.envSet, got, err, tt.want, tt.wantErr)
 		}
 	}
 }
@@ -27,7 +40,8 @@ func TestServeProcs(t *testing.T) {
 var runtimeLine = regexp.MustCompile(`msg=runtime gomaxprocs=(\d+) go-default=(\d+) cpus=\d+`)
 
 // TestServeBinaryProcs checks what the running binary does with GOMAXPROCS:
-// raised by extraProcs when unset or empty, kept when set.
+// raised by extraProcs when unset or empty, kept when set, refused with one
+// line when Go would ignore it.
 func TestServeBinaryProcs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -61,4 +75,21 @@ func TestServeBinaryProcs(t *testing.T) {
 			}
 		})
 	}
+	t.Run("GOMAXPROCS=four", func(t *testing.T) {
+		dataDir := filepath.Join(t.TempDir(), "data")
+		cmd := exec.Command(moatBinary(t), "serve", "--insecure-http", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
+		cmd.Env = append(cmd.Environ(), "GOMAXPROCS=four")
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+			t.Fatalf("err = %v\n%s", err, out)
+		}
+		if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 1 ||
+			lines[0] != `moat: GOMAXPROCS "four" is not a positive integer` {
+			t.Errorf("output is not the one clear line:\n%s", out)
+		}
+		if _, err := os.Stat(dataDir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("data dir created by a refused start: %v", err)
+		}
+	})
 }

@@ -152,15 +152,18 @@ func newServeCmd(stderr io.Writer) *cobra.Command {
 			if err := o.validate(); err != nil {
 				return err
 			}
+			// Here rather than in serve: it changes the whole process,
+			// and serve also runs inside tests.
+			var err error
+			if o.goDefaultProcs, err = applyServeProcs(os.LookupEnv); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			// The first signal starts a graceful shutdown; restoring the
 			// default handling lets a second one end the process at once.
 			context.AfterFunc(ctx, stop)
-			// Here rather than in serve: it changes the whole process,
-			// and serve also runs inside tests.
-			o.goDefaultProcs = applyServeProcs(os.LookupEnv)
-			err := serve(ctx, o, os.LookupEnv, stderr)
+			err = serve(ctx, o, os.LookupEnv, stderr)
 			if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
 				return nil // stopped by a signal during start-up: not a failure
 			}
