@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestServeProcs(t *testing.T) {
@@ -77,7 +79,10 @@ func TestServeBinaryProcs(t *testing.T) {
 	}
 	t.Run("GOMAXPROCS=four", func(t *testing.T) {
 		dataDir := filepath.Join(t.TempDir(), "data")
-		cmd := exec.Command(moatBinary(t), "serve", "--insecure-http", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
+		// Bounded: a binary that accepted the value would serve until killed.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, moatBinary(t), "serve", "--insecure-http", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
 		cmd.Env = append(cmd.Environ(), "GOMAXPROCS=four")
 		out, err := cmd.CombinedOutput()
 		var exit *exec.ExitError
