@@ -176,28 +176,24 @@ func (ss *session) append(ctx context.Context, st blob.UploadState, r io.Reader,
 		ss.tip = next
 		ss.queued++
 	}
-	if err != nil || n == 0 {
-		ss.feeding = false
-		shut := ss.idleLocked()
-		ss.s.mu.Unlock()
-		if shut {
-			go ss.close()
-		}
-		if err != nil {
-			return st, fmt.Errorf("blob fs: append to upload %s: %w", ss.u.id, err)
-		}
-		return st, nil
-	}
 	ss.s.mu.Unlock()
-	// Marked while still feeding, so that the session cannot close before
-	// the mark is in the pipeline.
-	ss.p.mark(next.Offset, next)
+	if err == nil && n > 0 {
+		// Marked while still feeding, so that the session cannot close
+		// before the mark is in the pipeline.
+		ss.p.mark(next.Offset, next)
+	}
 	ss.s.mu.Lock()
 	ss.feeding = false
 	shut := ss.idleLocked()
 	ss.s.mu.Unlock()
 	if shut {
 		go ss.close()
+	}
+	switch {
+	case err != nil:
+		return st, fmt.Errorf("blob fs: append to upload %s: %w", ss.u.id, err)
+	case n == 0:
+		return st, nil
 	}
 	return next, nil
 }
