@@ -105,7 +105,7 @@ func (s *Store) openUpload(ctx context.Context, id string, st blob.UploadState) 
 		_ = data.Close() // unlocked and unchanged; the lock error is the one to report
 		return nil, fmt.Errorf("blob fs: upload %s: %w", id, err)
 	}
-	if err := u.prepare(st); err != nil {
+	if err := u.prepare(ctx, st); err != nil {
 		_ = u.close() // the prepare error is the one to report
 		return nil, err
 	}
@@ -134,7 +134,7 @@ func (s *Store) lockWaiting(ctx context.Context, f *os.File) error {
 // resolve returns the real state st stands for: st itself, or for a
 // pending state the one its background work stored, or if that was never
 // stored, the one recover rebuilds.
-func (u *upload) resolve(st blob.UploadState) (blob.UploadState, error) {
+func (u *upload) resolve(ctx context.Context, st blob.UploadState) (blob.UploadState, error) {
 	if !isPending(st) {
 		return st, nil
 	}
@@ -144,7 +144,7 @@ func (u *upload) resolve(st blob.UploadState) (blob.UploadState, error) {
 	}
 	h, err := os.ReadFile(filepath.Join(u.dir, pendingPrefixFile+token)) //nolint:gosec // token is hex
 	if errors.Is(err, iofs.ErrNotExist) {
-		return u.recover(st, alg)
+		return u.recover(ctx, st, alg)
 	}
 	if err != nil {
 		return st, fmt.Errorf("blob fs: upload %s: read pending state: %w", u.id, err)
@@ -159,7 +159,7 @@ func (u *upload) resolve(st blob.UploadState) (blob.UploadState, error) {
 // bytes that match their digest; if they are not what the client sent, its
 // digest will not match. The log loses the records beyond st.Offset (they
 // describe bytes about to be cut off) and gains the rebuilt state.
-func (u *upload) recover(st blob.UploadState, alg digest.Algorithm) (blob.UploadState, error) {
+func (u *upload) recover(ctx context.Context, st blob.UploadState, alg digest.Algorithm) (blob.UploadState, error) {
 	fi, err := u.data.Stat()
 	if err != nil {
 		return st, fmt.Errorf("blob fs: stat upload %s: %w", u.id, err)
@@ -171,7 +171,7 @@ func (u *upload) recover(st blob.UploadState, alg digest.Algorithm) (blob.Upload
 	if err != nil {
 		return st, err
 	}
-	if err := rehash(context.Background(), u.data, st.Offset, h); err != nil {
+	if err := rehash(ctx, u.data, st.Offset, h); err != nil {
 		return st, err
 	}
 	real := blob.UploadState{Offset: st.Offset}
@@ -228,9 +228,9 @@ func (u *upload) storeResolved(pending, real blob.UploadState) error {
 	return nil
 }
 
-func (u *upload) prepare(st blob.UploadState) error {
+func (u *upload) prepare(ctx context.Context, st blob.UploadState) error {
 	var err error
-	if st, err = u.resolve(st); err != nil {
+	if st, err = u.resolve(ctx, st); err != nil {
 		return err
 	}
 	u.state = st
