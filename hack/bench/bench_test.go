@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,37 @@ func TestRepsFor(t *testing.T) {
 		if got := repsFor(c.size, c.budget, c.lo, c.hi); got != c.want {
 			t.Errorf("repsFor(%d, %d) = %d, want %d", c.size, c.budget, got, c.want)
 		}
+	}
+}
+
+func TestSpread(t *testing.T) {
+	cases := []struct {
+		in   []float64
+		want string
+	}{
+		{nil, "–"},
+		{[]float64{0.9}, "0.90 / 0.90 / 0.90"},
+		{[]float64{1.1, 0.5, 0.9}, "0.50 / 0.90 / 1.10"},
+		{[]float64{1.0, 0.54, 0.98, 0.96}, "0.54 / 0.97 / 1.00"},
+	}
+	for _, c := range cases {
+		in := slices.Clone(c.in)
+		if got := spread(c.in); got != c.want {
+			t.Errorf("spread(%v) = %q, want %q", c.in, got, c.want)
+		}
+		if !slices.Equal(in, c.in) {
+			t.Errorf("spread reordered its argument: %v, was %v", c.in, in)
+		}
+	}
+	r := &report{
+		config: config{sizes: []int64{512 * mib}, chunk: 16 * mib},
+		push: []blobResult{{size: 512 * mib, mode: "chunked", reps: 2,
+			by:          map[string]throughput{nameMoat: {900e6, time.Second}, nameDist: {300e6, time.Second}},
+			bound:       throughput{bytes: 1000e6, dur: time.Second},
+			boundRatios: []float64{0.5, 1.02}}},
+	}
+	if md := r.markdown(); !strings.Contains(md, "| 512 MiB | chunked | 2 | 900 | 300 | 1000 | 3.00 | 0.90 | 0.50 / 0.76 / 1.02 |") {
+		t.Errorf("the push table does not show the repetitions' spread:\n%s", md)
 	}
 }
 
@@ -142,7 +174,7 @@ func TestVerdicts(t *testing.T) {
 			t.Errorf("chunked push at 0.94 × its row's bound: %+v, want met", v)
 		}
 	}
-	if md := r.markdown(); !strings.Contains(md, "| 512 MiB | chunked | 0 | 800 | 500 | 850 | 1.60 | 0.94 |") {
+	if md := r.markdown(); !strings.Contains(md, "| 512 MiB | chunked | 0 | 800 | 500 | 850 | 1.60 | 0.94 | – |") {
 		t.Errorf("the push table does not divide by the row's bound:\n%s", md)
 	}
 }

@@ -47,6 +47,10 @@ type blobResult struct {
 	// ratio to it does not depend on how the disk's rate drifts during
 	// the run.
 	bound throughput
+	// boundRatios is moat's MB/s over the bound's for each repetition of a
+	// push, each with the bound measured right after it: the spread the
+	// row's totals hide.
+	boundRatios []float64
 }
 
 // repsFor spreads about budget bytes over repetitions, between lo and hi.
@@ -77,7 +81,10 @@ func benchBlobs(ctx context.Context, c config, targets []*target) (push, pull []
 		copy(data[8:], runID)
 		last[size] = map[string]string{}
 		for _, mode := range []string{"monolithic", "chunked"} {
-			res := blobResult{size: size, mode: mode, reps: repsFor(size, 256*mib, 4, 16), by: map[string]throughput{}}
+			// At least 8 repetitions: with 4, one repetition caught in a
+			// pause of the machine (seen at half speed, for both registries)
+			// decided a 512 MiB row.
+			res := blobResult{size: size, mode: mode, reps: repsFor(size, 256*mib, 8, 16), by: map[string]throughput{}}
 			for rep := 0; rep < res.reps; rep++ {
 				// Fresh content for every repetition so that no registry can
 				// answer "already there"; the digest is computed before the
@@ -87,6 +94,8 @@ func benchBlobs(ctx context.Context, c config, targets []*target) (push, pull []
 				binary.BigEndian.PutUint64(data[:8], counter)
 				sum := sha256.Sum256(data)
 				dgst := "sha256:" + hex.EncodeToString(sum[:])
+				repLog := []any{"size", sizeLabel(size), "mode", mode, "rep", rep + 1}
+				var moatRep throughput
 				for _, t := range alternate(targets, rep) {
 					settle()
 					start := time.Now()
@@ -98,14 +107,23 @@ func benchBlobs(ctx context.Context, c config, targets []*target) (push, pull []
 					if err != nil {
 						return nil, nil, fmt.Errorf("push %s %s: %w", sizeLabel(size), mode, err)
 					}
-					res.by[t.name] = res.by[t.name].add(size, time.Since(start))
+					d := time.Since(start)
+					res.by[t.name] = res.by[t.name].add(size, d)
+					if t.name == nameMoat {
+						moatRep = throughput{bytes: size, dur: d}
+					}
 					last[size][t.name] = dgst
+					repLog = append(repLog, t.name+" MB/s", fmt.Sprintf("%.0f", throughput{bytes: size, dur: d}.mbps()))
 				}
 				b, err := bestWrite(c.diskDir, data, true)
 				if err != nil {
 					return nil, nil, fmt.Errorf("bound for %s: %w", sizeLabel(size), err)
 				}
 				res.bound = res.bound.add(b.bytes, b.dur)
+				res.boundRatios = append(res.boundRatios, ratio(moatRep.mbps(), b.mbps()))
+				// One line per repetition, so a run's spread can be read
+				// from its log.
+				slog.Info("push repetition", append(repLog, "bound MB/s", fmt.Sprintf("%.0f", b.mbps()))...)
 			}
 			for _, t := range targets {
 				slog.Info("push", "size", sizeLabel(size), "mode", mode, "target", t.name, "MB/s", fmt.Sprintf("%.0f", res.by[t.name].mbps()))

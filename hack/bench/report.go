@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -139,13 +140,16 @@ func (r *report) markdown() string {
 	w("## Blob push\n\n")
 	w("Monolithic is POST then one PUT with the body; chunked is POST, PATCH in %s chunks, then an empty\n", sizeLabel(c.chunk))
 	w("PUT with the digest. Each repetition pushes new content; time is from the POST to the 201.\n\n")
-	w("| size | mode | reps | moat MB/s | Distribution MB/s | bound MB/s | moat / Distribution | moat / bound |\n")
-	w("|---|---|---:|---:|---:|---:|---:|---:|\n")
+	w("| size | mode | reps | moat MB/s | Distribution MB/s | bound MB/s | moat / Distribution | moat / bound | moat / bound, each repetition |\n")
+	w("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, p := range r.push {
 		m, d, b := p.by[nameMoat].mbps(), p.by[nameDist].mbps(), r.rowBound(p)
-		w("| %s | %s | %d | %.0f | %.0f | %.0f | %.2f | %.2f |\n", sizeLabel(p.size), p.mode, p.reps, m, d, b, ratio(m, d), ratio(m, b))
+		w("| %s | %s | %d | %.0f | %.0f | %.0f | %.2f | %.2f | %s |\n", sizeLabel(p.size), p.mode, p.reps, m, d, b, ratio(m, d), ratio(m, b), spread(p.boundRatios))
 	}
 	w("\n")
+	w("The MB/s columns and the ratios between them are totals over the row's repetitions (bytes over\n")
+	w("time). The last column pairs each of moat's pushes with the bound measured right after it, and\n")
+	w("gives the lowest, the median and the highest of those ratios.\n\n")
 
 	w("## Blob pull\n\n")
 	w("GET of a pushed blob, body read and discarded by the client. Data in the page cache for both:\n")
@@ -181,6 +185,21 @@ func (r *report) markdown() string {
 	w("| creating the tags | %s | %s | %.2f |\n", m.create.Round(time.Millisecond), d.create.Round(time.Millisecond), ratio(d.create.Seconds(), m.create.Seconds()))
 	w("\n")
 	return b.String()
+}
+
+// spread is "lowest / median / highest" of rs, or "–" if there are none.
+func spread(rs []float64) string {
+	if len(rs) == 0 {
+		return "–"
+	}
+	s := slices.Clone(rs)
+	slices.Sort(s)
+	n := len(s)
+	med := s[n/2]
+	if n%2 == 0 {
+		med = (s[n/2-1] + s[n/2]) / 2
+	}
+	return fmt.Sprintf("%.2f / %.2f / %.2f", s[0], med, s[n-1])
 }
 
 func ms(d time.Duration) string {
