@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
 	"path/filepath"
 
 	"github.com/opencontainers/go-digest"
@@ -275,11 +276,22 @@ func (ss *session) close() {
 	if s.sessions[ss.u.id] == ss {
 		delete(s.sessions, ss.u.id)
 	}
-	if ss.err != nil {
+	// An Abort that did not wait for a feeding Append may have removed the
+	// upload, which is what made persisting fail: nothing is left to
+	// report to. Checked under s.mu because Abort forgets the upload's
+	// failure under it after removing the directory, so either the failure
+	// is never kept or Abort drops it.
+	if ss.err != nil && !uploadGone(ss.u.dir) {
 		s.failures[ss.u.id] = ss.err
 	}
 	s.mu.Unlock()
 	close(ss.done)
+}
+
+// uploadGone reports whether an upload's directory has been removed.
+func uploadGone(dir string) bool {
+	_, err := os.Lstat(dir)
+	return errors.Is(err, os.ErrNotExist)
 }
 
 // takeFailure returns, once, why a session could not store the bytes

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -200,6 +201,46 @@ func TestAbortWhileASessionWrites(t *testing.T) {
 	close(gate)
 	if err := <-aborted; err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "uploads", "u")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("upload directory after Abort: %v", err)
+	}
+}
+
+// Abort does not wait for an Append that is still reading its body; the
+// session then cannot store that body's state in a directory that is gone,
+// and must not keep that failure for an upload that no longer exists.
+func TestAbortWhileAnAppendReads(t *testing.T) {
+	root := t.TempDir()
+	s := newInternal(t, root, false)
+	ctx := t.Context()
+	st, err := s.StartUpload(ctx, "u", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := randomBody(t, 2*chunkSize)
+	pr, pw := io.Pipe()
+	appended := make(chan error, 1)
+	go func() {
+		_, err := s.Append(ctx, "u", st, pr)
+		appended <- err
+	}()
+	if _, err := pw.Write(body[:chunkSize]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Abort(ctx, "u"); err != nil {
+		t.Fatalf("Abort while an Append reads: %v", err)
+	}
+	if _, err := pw.Write(body[chunkSize:]); err != nil {
+		t.Fatal(err)
+	}
+	_ = pw.Close()
+	_ = <-appended // its error, if any, is for a request whose upload is gone
+	settle(t, s)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err, ok := s.failures["u"]; ok {
+		t.Fatalf("a failure is kept for the aborted upload: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(root, "uploads", "u")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("upload directory after Abort: %v", err)
