@@ -235,7 +235,10 @@ func TestAbortWhileAnAppendReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = pw.Close()
-	_ = <-appended // its error, if any, is for a request whose upload is gone
+	if err := <-appended; err != nil {
+		// Allowed: the request's upload is gone.
+		t.Logf("Append after the Abort: %v", err)
+	}
 	settle(t, s)
 	s.mu.Lock()
 	defer s.mu.Unlock()
