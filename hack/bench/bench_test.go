@@ -60,6 +60,28 @@ func TestRepsFor(t *testing.T) {
 	}
 }
 
+func TestPushReps(t *testing.T) {
+	for size, want := range map[int64]int{mib: 16, 32 * mib: 8, 64 * mib: 8, 512 * mib: 8} {
+		if got := pushReps(size); got != want {
+			t.Errorf("pushReps(%s) = %d, want %d", sizeLabel(size), got, want)
+		}
+	}
+}
+
+// Each repetition's bound adds to the row's, and moat's push over it is
+// one of the row's ratios.
+func TestEndRep(t *testing.T) {
+	var r blobResult
+	r.endRep(throughput{bytes: 900e6, dur: time.Second}, throughput{bytes: 1000e6, dur: time.Second})
+	r.endRep(throughput{bytes: 500e6, dur: time.Second}, throughput{bytes: 1000e6, dur: 2 * time.Second})
+	if r.bound != (throughput{bytes: 2000e6, dur: 3 * time.Second}) {
+		t.Errorf("row bound %+v, want 2000e6 bytes in 3s", r.bound)
+	}
+	if want := []float64{0.9, 1}; !slices.Equal(r.boundRatios, want) {
+		t.Errorf("ratios %v, want %v", r.boundRatios, want)
+	}
+}
+
 func TestSpread(t *testing.T) {
 	cases := []struct {
 		in   []float64

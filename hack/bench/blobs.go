@@ -53,6 +53,18 @@ type blobResult struct {
 	boundRatios []float64
 }
 
+// pushReps is how many repetitions a push row of size gets. At least 8:
+// with 4, one repetition caught in a pause of the machine (seen at half
+// speed, for both registries) decided a 512 MiB row.
+func pushReps(size int64) int { return repsFor(size, 256*mib, 8, 16) }
+
+// endRep adds one repetition's bound to the row, and moat's push in that
+// repetition over it to the row's ratios.
+func (r *blobResult) endRep(moat, bound throughput) {
+	r.bound = r.bound.add(bound.bytes, bound.dur)
+	r.boundRatios = append(r.boundRatios, ratio(moat.mbps(), bound.mbps()))
+}
+
 // repsFor spreads about budget bytes over repetitions, between lo and hi.
 func repsFor(size, budget int64, lo, hi int) int {
 	return int(min(max(budget/size, int64(lo)), int64(hi)))
@@ -81,10 +93,7 @@ func benchBlobs(ctx context.Context, c config, targets []*target) (push, pull []
 		copy(data[8:], runID)
 		last[size] = map[string]string{}
 		for _, mode := range []string{"monolithic", "chunked"} {
-			// At least 8 repetitions: with 4, one repetition caught in a
-			// pause of the machine (seen at half speed, for both registries)
-			// decided a 512 MiB row.
-			res := blobResult{size: size, mode: mode, reps: repsFor(size, 256*mib, 8, 16), by: map[string]throughput{}}
+			res := blobResult{size: size, mode: mode, reps: pushReps(size), by: map[string]throughput{}}
 			for rep := 0; rep < res.reps; rep++ {
 				// Fresh content for every repetition so that no registry can
 				// answer "already there"; the digest is computed before the
@@ -107,20 +116,19 @@ func benchBlobs(ctx context.Context, c config, targets []*target) (push, pull []
 					if err != nil {
 						return nil, nil, fmt.Errorf("push %s %s: %w", sizeLabel(size), mode, err)
 					}
-					d := time.Since(start)
-					res.by[t.name] = res.by[t.name].add(size, d)
+					one := throughput{bytes: size, dur: time.Since(start)}
+					res.by[t.name] = res.by[t.name].add(one.bytes, one.dur)
 					if t.name == nameMoat {
-						moatRep = throughput{bytes: size, dur: d}
+						moatRep = one
 					}
 					last[size][t.name] = dgst
-					repLog = append(repLog, t.name+" MB/s", fmt.Sprintf("%.0f", throughput{bytes: size, dur: d}.mbps()))
+					repLog = append(repLog, t.name+" MB/s", fmt.Sprintf("%.0f", one.mbps()))
 				}
 				b, err := bestWrite(c.diskDir, data, true)
 				if err != nil {
 					return nil, nil, fmt.Errorf("bound for %s: %w", sizeLabel(size), err)
 				}
-				res.bound = res.bound.add(b.bytes, b.dur)
-				res.boundRatios = append(res.boundRatios, ratio(moatRep.mbps(), b.mbps()))
+				res.endRep(moatRep, b)
 				// One line per repetition, so a run's spread can be read
 				// from its log.
 				slog.Info("push repetition", append(repLog, "bound MB/s", fmt.Sprintf("%.0f", b.mbps()))...)
