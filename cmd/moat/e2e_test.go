@@ -392,28 +392,40 @@ func TestStartupErrorsAreOneLine(t *testing.T) {
 		env  []string
 		args []string
 		want string
+		// early: refused before the data directory is created.
+		early bool
 	}{
-		{"unknown config key", nil, []string{"serve", "--config", bad}, "unknown option(s): listen_addr"},
-		{"bad env value", []string{"MOAT_SHUTDOWN_TIMEOUT=soon"}, []string{"serve"}, "MOAT_SHUTDOWN_TIMEOUT"},
-		{"two bad env values on one line", []string{"MOAT_LOG_LEVEL=loud", "MOAT_UPLOAD_TTL=x"}, []string{"serve"}, "MOAT_LOG_LEVEL"},
-		{"bad flag value", nil, []string{"serve", "--log-level", "loud"}, "--log-level"},
-		{"cert without key", nil, []string{"serve", "--tls-cert", "x.pem"}, "--tls-cert and --tls-key go together"},
-		{"unknown database kind", nil, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--database", "mysql://x"}, `--database: unknown kind "mysql"`},
-		{"unknown blob store kind", nil, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--blob-store", "s3://bucket"}, `--blob-store: unknown kind "s3"`},
-		{"azblob without credential", []string{"MOAT_AZBLOB_ACCOUNT_KEY=", "MOAT_AZBLOB_SAS="}, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--blob-store", "azblob://acct/cont"}, "--blob-store"},
+		{"unknown config key", nil, []string{"serve", "--config", bad}, "unknown option(s): listen_addr", true},
+		{"bad env value", []string{"MOAT_SHUTDOWN_TIMEOUT=soon"}, []string{"serve"}, "MOAT_SHUTDOWN_TIMEOUT", true},
+		{"two bad env values on one line", []string{"MOAT_LOG_LEVEL=loud", "MOAT_UPLOAD_TTL=x"}, []string{"serve"}, "MOAT_LOG_LEVEL", true},
+		{"bad flag value", nil, []string{"serve", "--log-level", "loud"}, "--log-level", true},
+		{"cert without key", nil, []string{"serve", "--tls-cert", "x.pem"}, "--tls-cert and --tls-key go together", true},
+		{"unknown database kind", nil, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--database", "mysql://x"}, `--database: unknown kind "mysql"`, false},
+		{"unknown blob store kind", nil, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--blob-store", "s3://bucket"}, `--blob-store: unknown kind "s3"`, false},
+		// Go would ignore this value silently; moat refuses it (procs.go).
+		{"GOMAXPROCS not a positive integer", []string{"GOMAXPROCS=four"}, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0"}, `GOMAXPROCS "four" is not a positive integer`, true},
+		{"azblob without credential", []string{"MOAT_AZBLOB_ACCOUNT_KEY=", "MOAT_AZBLOB_SAS="}, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--blob-store", "azblob://acct/cont"}, "--blob-store", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := exec.Command(moatBinary(t), tt.args...)
-			cmd.Dir = work
+			// Bounded: a binary that accepted the input would serve until
+			// killed.
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, moatBinary(t), tt.args...)
+			cmd.Dir = t.TempDir()
 			cmd.Env = append(os.Environ(), tt.env...)
 			out, err := cmd.CombinedOutput()
-			if err == nil {
-				t.Fatalf("exit 0:\n%s", out)
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+				t.Fatalf("err = %v\n%s", err, out)
 			}
 			s := strings.TrimSpace(string(out))
 			if strings.Count(s, "\n") != 0 || !strings.HasPrefix(s, "moat: ") || !strings.Contains(s, tt.want) {
 				t.Errorf("output %q, want one line containing %q", s, tt.want)
+			}
+			if _, err := os.Stat(filepath.Join(cmd.Dir, "moat-data")); tt.early && !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("data dir created by a refused start: %v", err)
 			}
 		})
 	}

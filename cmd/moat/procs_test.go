@@ -1,16 +1,10 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"testing"
-	"time"
 )
 
 func TestServeProcs(t *testing.T) {
@@ -42,8 +36,8 @@ func TestServeProcs(t *testing.T) {
 var runtimeLine = regexp.MustCompile(`msg=runtime gomaxprocs=(\d+) go-default=(\d+) cpus=\d+`)
 
 // TestServeBinaryProcs checks what the running binary does with GOMAXPROCS:
-// raised by extraProcs when unset or empty, kept when set, refused with one
-// line when Go would ignore it.
+// raised by extraProcs when unset or empty, kept when set. A value Go would
+// ignore is refused with one line: TestStartupErrorsAreOneLine.
 func TestServeBinaryProcs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -77,24 +71,4 @@ func TestServeBinaryProcs(t *testing.T) {
 			}
 		})
 	}
-	t.Run("GOMAXPROCS=four", func(t *testing.T) {
-		dataDir := filepath.Join(t.TempDir(), "data")
-		// Bounded: a binary that accepted the value would serve until killed.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, moatBinary(t), "serve", "--insecure-http", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
-		cmd.Env = append(cmd.Environ(), "GOMAXPROCS=four")
-		out, err := cmd.CombinedOutput()
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.ExitCode() == 0 {
-			t.Fatalf("err = %v\n%s", err, out)
-		}
-		if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 1 ||
-			lines[0] != `moat: GOMAXPROCS "four" is not a positive integer` {
-			t.Errorf("output is not the one clear line:\n%s", out)
-		}
-		if _, err := os.Stat(dataDir); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("data dir created by a refused start: %v", err)
-		}
-	})
 }
