@@ -400,11 +400,11 @@ func TestStartupErrorsAreOneLine(t *testing.T) {
 		{"two bad env values on one line", []string{"MOAT_LOG_LEVEL=loud", "MOAT_UPLOAD_TTL=x"}, []string{"serve"}, "MOAT_LOG_LEVEL", true},
 		{"bad flag value", nil, []string{"serve", "--log-level", "loud"}, "--log-level", true},
 		{"cert without key", nil, []string{"serve", "--tls-cert", "x.pem"}, "--tls-cert and --tls-key go together", true},
-		{"unknown database kind", nil, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--database", "mysql://x"}, `--database: unknown kind "mysql"`, false},
-		{"unknown blob store kind", nil, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--blob-store", "s3://bucket"}, `--blob-store: unknown kind "s3"`, false},
+		{"unknown database kind", nil, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--database", "mysql://x"}, `--database: unknown kind "mysql"`, true},
+		{"unknown blob store kind", nil, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--blob-store", "s3://bucket"}, `--blob-store: unknown kind "s3"`, true},
 		// Go would ignore this value silently; moat refuses it (procs.go).
 		{"GOMAXPROCS not a positive integer", []string{"GOMAXPROCS=four"}, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0"}, `GOMAXPROCS "four" is not a positive integer`, true},
-		{"azblob without credential", []string{"MOAT_AZBLOB_ACCOUNT_KEY=", "MOAT_AZBLOB_SAS="}, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--blob-store", "azblob://acct/cont"}, "--blob-store", false},
+		{"azblob without credential", []string{"MOAT_AZBLOB_ACCOUNT_KEY=", "MOAT_AZBLOB_SAS="}, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--blob-store", "azblob://acct/cont"}, "--blob-store", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

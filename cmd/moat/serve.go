@@ -199,12 +199,22 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 		}
 	}
 
+	// The store specs too: a refused kind must not leave a data dir behind.
+	metaSpec, err := parseDatabase(o.database)
+	if err != nil {
+		return err
+	}
+	blobSpec, err := parseBlobStore(o.blobStore)
+	if err != nil {
+		return err
+	}
+
 	dataDir, err := prepareDataDir(o.dataDir, logger)
 	if err != nil {
 		return err
 	}
 
-	metaStore, metaDesc, err := openMetaStore(ctx, o.database, dataDir)
+	metaStore, metaDesc, err := metaSpec.open(ctx, dataDir)
 	if err != nil {
 		return fmt.Errorf("opening the metadata store: %w", err)
 	}
@@ -217,7 +227,7 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 			logger.Info("moat stopped")
 		}
 	}()
-	blobStore, blobDesc, err := openBlobStore(ctx, o.blobStore, dataDir)
+	blobStore, blobDesc, err := blobSpec.open(ctx, dataDir)
 	if err != nil {
 		return fmt.Errorf("opening the blob store: %w", err)
 	}
