@@ -11,6 +11,14 @@ import (
 	"github.com/moat-registry/moat/internal/storage/meta"
 )
 
+// requestContext is a context like an HTTP request's: cancellable, so a
+// store that pays for watching cancellation pays for it here too.
+func requestContext(b *testing.B) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	return ctx
+}
+
 // benchTags is how many tagged manifests the read benchmarks spread over.
 const benchTags = 64
 
@@ -25,7 +33,7 @@ func Bench(b *testing.B, newStore func(b *testing.B) meta.Store) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {
-			ctx := context.Background()
+			ctx := requestContext(b)
 			i := int(next.Add(1))
 			for pb.Next() {
 				i++
@@ -42,7 +50,7 @@ func Bench(b *testing.B, newStore func(b *testing.B) meta.Store) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {
-			ctx := context.Background()
+			ctx := requestContext(b)
 			i := int(next.Add(1))
 			for pb.Next() {
 				i++
@@ -58,7 +66,7 @@ func Bench(b *testing.B, newStore func(b *testing.B) meta.Store) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {
-			ctx := context.Background()
+			ctx := requestContext(b)
 			i := 0
 			for pb.Next() {
 				i++
@@ -77,7 +85,7 @@ func Bench(b *testing.B, newStore func(b *testing.B) meta.Store) {
 		for i := range puts {
 			puts[i] = manifestOf(spec{reg: "bench", repo: "library/app", blobs: ms[i%len(ms)].Blobs, nonce: fmt.Sprint("put ", i)})
 		}
-		ctx := context.Background()
+		ctx := requestContext(b)
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := range b.N {
@@ -92,7 +100,7 @@ func Bench(b *testing.B, newStore func(b *testing.B) meta.Store) {
 		for i := range ds {
 			ds[i] = digest.FromString(fmt.Sprint("link ", i))
 		}
-		ctx := context.Background()
+		ctx := requestContext(b)
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := range b.N {
@@ -105,7 +113,7 @@ func Bench(b *testing.B, newStore func(b *testing.B) meta.Store) {
 		// What every PATCH of a chunked push asks of the store: the upload,
 		// then its new offset (compare-and-swap on the old one).
 		s, _ := benchSetup(b, newStore)
-		ctx := context.Background()
+		ctx := requestContext(b)
 		if err := s.CreateUpload(ctx, meta.Upload{ID: "bench-upload", Registry: "bench", Repository: "library/app"}); err != nil {
 			b.Fatal(err)
 		}
@@ -130,7 +138,7 @@ func benchTag(i int) string { return fmt.Sprintf("v%03d", i) }
 func benchSetup(b *testing.B, newStore func(b *testing.B) meta.Store) (meta.Store, []meta.Manifest) {
 	b.Helper()
 	s := newStore(b)
-	ctx := context.Background()
+	ctx := requestContext(b)
 	if _, err := s.CreateRegistry(ctx, meta.Registry{Name: "bench", SKU: "Premium"}); err != nil {
 		b.Fatal(err)
 	}

@@ -12,7 +12,9 @@
 // with the read pool while writes queue in Go on the one write connection
 // instead of spinning on SQLite's lock. Several processes (or Store values)
 // may share a file: across them the write lock is arbitrated by SQLite, and
-// busy_timeout makes a writer wait for it rather than fail.
+// busy_timeout makes a writer wait for it rather than fail. The hot reads
+// run without the caller's cancellation (keyRead): watching a context cost
+// more per query than the lookup.
 //
 // Durability. The file runs in WAL mode with synchronous=NORMAL: a commit is
 // written to the WAL but not fsynced; the WAL is fsynced at checkpoints. A

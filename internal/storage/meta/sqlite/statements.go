@@ -56,6 +56,14 @@ WHERE id = $4 AND byte_offset = $5`
 ON CONFLICT (registry, repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`
 )
 
+// keyRead is the context for the hot reads of one row by its key (the read
+// pool's statements): the caller's values without its cancellation. A
+// cancellable context costs database/sql and the driver a goroutine each per
+// query (to close the rows, to interrupt SQLite) and the driver a progress
+// handler: together more than the lookup itself, which a cancellation could
+// not shorten. A wait for a lock is still bounded by busy_timeout.
+func keyRead(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
 // statements are prepared once per Store; database/sql prepares each again
 // on every pool connection that first runs it and keeps it there.
 type statements struct {
