@@ -287,8 +287,9 @@ run_scaleout() {
 
 	az="$(azurite_bin)"
 	echo "==> starting Azurite $azurite_version on 127.0.0.1:$az_port"
-	mkdir -p "$work/azurite"
-	"$az" --blobHost 127.0.0.1 --blobPort "$az_port" --location "$work/azurite" \
+	# TMPDIR: Azurite's telemetry leaves a directory there.
+	mkdir -p "$work/azurite" "$work/azurite-tmp"
+	TMPDIR="$work/azurite-tmp" "$az" --blobHost 127.0.0.1 --blobPort "$az_port" --location "$work/azurite" \
 		--silent --skipApiVersionCheck --loose >"$work/azurite.log" 2>&1 &
 	pids+=($!)
 	wait_port "$az_port" Azurite "$!" "$work/azurite.log"

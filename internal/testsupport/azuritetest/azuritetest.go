@@ -189,7 +189,15 @@ var listening = regexp.MustCompile(`successfully listens on (https?://127\.0\.0\
 func run(bin, dir string, client *http.Client, extra ...string) (*exec.Cmd, string, error) {
 	args := append([]string{"--blobHost", "127.0.0.1", "--blobPort", "0",
 		"--location", dir, "--silent", "--skipApiVersionCheck", "--loose"}, extra...)
+	// Azurite's telemetry writes a directory into the temporary directory
+	// and never removes it; pointing TMPDIR into dir makes it go with the
+	// data.
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return nil, "", fmt.Errorf("azurite temporary directory: %w", err)
+	}
 	cmd := exec.Command(bin, args...) //nolint:gosec // bin is our own install
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
