@@ -41,7 +41,7 @@ var compareTitles = []string{
 // handTitles are sections written by hand from a `go test -bench` run that
 // the section itself names, not by the driver; every mode keeps them as
 // they are.
-var handTitles = []string{"Large pushes: what changed, what is left", "Import within a deployment", "Import from another registry", "Export run (transfer pipelines)"}
+var handTitles = []string{"Large pushes: what changed, what is left", "Manifest lookups: what changed", "Import within a deployment", "Import from another registry", "Export run (transfer pipelines)"}
 
 // modeOrder is the order of the modes' sections in the file; sections no
 // mode knows come last, in the order they had.
