@@ -13,7 +13,7 @@
 // instead of spinning on SQLite's lock. Several processes (or Store values)
 // may share a file: across them the write lock is arbitrated by SQLite, and
 // busy_timeout makes a writer wait for it rather than fail. The hot reads
-// run without the caller's cancellation (keyRead): watching a context cost
+// run without the caller's cancellation (keyRow): watching a context cost
 // more per query than the lookup.
 //
 // Durability. The file runs in WAL mode with synchronous=NORMAL: a commit is

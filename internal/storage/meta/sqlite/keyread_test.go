@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -11,8 +12,9 @@ import (
 
 // TestKeyReadsCostNoMoreWhenCancellable: the hot reads by key cost as little
 // with an HTTP request's (cancellable) context as with a background one
-// (keyRead). Allocations stand for the goroutines that database/sql and the
-// driver would otherwise start on every query to watch the context.
+// (keyRow), and still fail for a context that is already done. Allocations
+// stand for the goroutines that database/sql and the driver would otherwise
+// start on every query to watch the context.
 func TestKeyReadsCostNoMoreWhenCancellable(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
@@ -43,6 +45,8 @@ func TestKeyReadsCostNoMoreWhenCancellable(t *testing.T) {
 	}
 	cancellable, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	done, cancelDone := context.WithCancel(context.Background())
+	cancelDone()
 	for _, r := range reads {
 		t.Run(r.name, func(t *testing.T) {
 			allocs := func(ctx context.Context) float64 {
@@ -55,6 +59,10 @@ func TestKeyReadsCostNoMoreWhenCancellable(t *testing.T) {
 			bg, req := allocs(context.Background()), allocs(cancellable)
 			if req > bg {
 				t.Errorf("%v allocations per read with a cancellable context, %v with a background one", req, bg)
+			}
+			// A caller that has given up still gets its cancellation.
+			if err := r.read(done); !errors.Is(err, context.Canceled) {
+				t.Errorf("read with a done context: %v, want context.Canceled", err)
 			}
 		})
 	}

@@ -33,7 +33,7 @@ func (s *Store) LinkBlob(ctx context.Context, reg, repo string, d digest.Digest,
 func (s *Store) StatBlob(ctx context.Context, reg, repo string, d digest.Digest) (int64, error) {
 	reg = normReg(reg)
 	var size int64
-	if err := s.st.statBlob.QueryRowContext(keyRead(ctx), reg, repo, d.String()).Scan(&size); err != nil {
+	if err := keyRow(ctx, s.st.statBlob, reg, repo, d.String()).Scan(&size); err != nil {
 		return 0, fmt.Errorf("sqlite: stat blob %s in %s/%s: %w", d, reg, repo, classify(err))
 	}
 	return size, nil
@@ -141,7 +141,7 @@ func scanManifest(sc scanner, reg, repo string, withContent bool) (meta.Manifest
 // GetManifest returns the manifest with digest d in the repository.
 func (s *Store) GetManifest(ctx context.Context, reg, repo string, d digest.Digest) (meta.Manifest, error) {
 	reg = normReg(reg)
-	m, err := scanManifest(s.st.getManifest.QueryRowContext(keyRead(ctx), reg, repo, d.String()), reg, repo, true)
+	m, err := scanManifest(keyRow(ctx, s.st.getManifest, reg, repo, d.String()), reg, repo, true)
 	if err != nil {
 		return meta.Manifest{}, fmt.Errorf("sqlite: get manifest %s in %s/%s: %w", d, reg, repo, classify(err))
 	}
@@ -151,7 +151,7 @@ func (s *Store) GetManifest(ctx context.Context, reg, repo string, d digest.Dige
 // GetManifestByTag returns the manifest tag points at.
 func (s *Store) GetManifestByTag(ctx context.Context, reg, repo, tag string) (meta.Manifest, error) {
 	reg = normReg(reg)
-	m, err := scanManifest(s.st.getManifestByTag.QueryRowContext(keyRead(ctx), reg, repo, tag), reg, repo, true)
+	m, err := scanManifest(keyRow(ctx, s.st.getManifestByTag, reg, repo, tag), reg, repo, true)
 	if err != nil {
 		return meta.Manifest{}, fmt.Errorf("sqlite: get manifest %s/%s:%s: %w", reg, repo, tag, classify(err))
 	}

@@ -44,7 +44,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 // GetRegistry returns the registry named name, in any case.
 func (s *Store) GetRegistry(ctx context.Context, name string) (meta.Registry, error) {
 	name = normReg(name)
-	r, err := scanRegistry(s.st.getRegistry.QueryRowContext(keyRead(ctx), name))
+	r, err := scanRegistry(keyRow(ctx, s.st.getRegistry, name))
 	if err != nil {
 		return meta.Registry{}, fmt.Errorf("sqlite: get registry %q: %w", name, classify(err))
 	}

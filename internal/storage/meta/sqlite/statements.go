@@ -56,13 +56,24 @@ WHERE id = $4 AND byte_offset = $5`
 ON CONFLICT (registry, repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`
 )
 
-// keyRead is the context for the hot reads of one row by its key (the read
-// pool's statements): the caller's values without its cancellation. A
-// cancellable context costs database/sql and the driver a goroutine each per
-// query (to close the rows, to interrupt SQLite) and the driver a progress
-// handler: together more than the lookup itself, which a cancellation could
-// not shorten. A wait for a lock is still bounded by busy_timeout.
-func keyRead(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+// keyRow runs one of the read pool's lookups of one row by its key (the hot
+// reads) without the caller's cancellation. A cancellable context costs
+// database/sql and the driver a goroutine each per query (to close the rows,
+// to interrupt SQLite) and the driver a progress handler: together more than
+// the lookup itself, which a cancellation could not shorten. A context that
+// is already done still fails the call before the query, as database/sql
+// would, and a wait for a lock is still bounded by busy_timeout.
+func keyRow(ctx context.Context, st *sql.Stmt, args ...any) scanner {
+	if err := ctx.Err(); err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(context.WithoutCancel(ctx), args...)
+}
+
+// errRow is a row whose query never ran.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 // statements are prepared once per Store; database/sql prepares each again
 // on every pool connection that first runs it and keeps it there.

@@ -37,7 +37,7 @@ func (s *Store) CreateUpload(ctx context.Context, u meta.Upload) error {
 
 // GetUpload returns the upload with that id.
 func (s *Store) GetUpload(ctx context.Context, id string) (meta.Upload, error) {
-	u, err := scanUpload(s.st.getUpload.QueryRowContext(keyRead(ctx), id))
+	u, err := scanUpload(keyRow(ctx, s.st.getUpload, id))
 	if err != nil {
 		return meta.Upload{}, fmt.Errorf("sqlite: get upload %s: %w", id, classify(err))
 	}
