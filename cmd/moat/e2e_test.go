@@ -404,6 +404,8 @@ func TestStartupErrorsAreOneLine(t *testing.T) {
 		{"unknown blob store kind", nil, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--blob-store", "s3://bucket"}, `--blob-store: unknown kind "s3"`, true},
 		// Go would ignore this value silently; moat refuses it (procs.go).
 		{"GOMAXPROCS not a positive integer", []string{"GOMAXPROCS=four"}, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0"}, `GOMAXPROCS "four" is not a positive integer`, true},
+		{"missing TLS certificate", nil, []string{"serve", "--listen", "127.0.0.1:0", "--tls-cert", "missing.pem", "--tls-key", "missing.key"}, "missing.pem", true},
+		{"missing import CA file", nil, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--import-ca-file", "missing-ca.pem"}, "--import-ca-file", true},
 		{"azblob without credential", []string{"MOAT_AZBLOB_ACCOUNT_KEY=", "MOAT_AZBLOB_SAS="}, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--blob-store", "azblob://acct/cont"}, "--blob-store", true},
 	}
 	for _, tt := range tests {

@@ -6,16 +6,16 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/moat-registry/moat/internal/storage/blob"
 	"github.com/moat-registry/moat/internal/transfer"
 )
 
 // newImportRemote configures imports from registries outside the
 // deployment: the system roots plus every --import-ca-file (e.g. another moat
 // deployment's <data-dir>/ca.pem), and plain HTTP to loopback sources only
-// with --import-plain-http-loopback.
-func newImportRemote(o *serveOptions, blobs blob.Store, logger *slog.Logger) (*transfer.Remote, error) {
-	r := &transfer.Remote{Blobs: blobs, PlainHTTPLoopback: o.importPlainHTTPLoopback, Logger: logger}
+// with --import-plain-http-loopback. It reads only the CA files, before the
+// data dir exists; the caller sets Blobs once the blob store is open.
+func newImportRemote(o *serveOptions, logger *slog.Logger) (*transfer.Remote, error) {
+	r := &transfer.Remote{PlainHTTPLoopback: o.importPlainHTTPLoopback, Logger: logger}
 	if len(o.importCAFiles) == 0 {
 		return r, nil // nil RootCAs: the system roots
 	}

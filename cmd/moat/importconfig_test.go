@@ -21,12 +21,12 @@ func TestNewImportRemote(t *testing.T) {
 	if err := os.WriteFile(notPEM, []byte("hello"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r, err := newImportRemote(&serveOptions{}, nil, nil)
+	r, err := newImportRemote(&serveOptions{}, nil)
 	if err != nil || r.RootCAs != nil || r.PlainHTTPLoopback {
 		t.Fatalf("defaults: %+v, %v", r, err)
 	}
 	for file, want := range map[string]string{filepath.Join(dir, "missing.pem"): "no such file", notPEM: "no PEM certificate"} {
-		if _, err := newImportRemote(&serveOptions{importCAFiles: []string{file}}, nil, nil); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := newImportRemote(&serveOptions{importCAFiles: []string{file}}, nil); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("--import-ca-file %s: %v, want %q", file, err, want)
 		}
 	}
@@ -45,7 +45,7 @@ func TestNewImportRemote(t *testing.T) {
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r, err = newImportRemote(&serveOptions{importCAFiles: []string{ca}, importPlainHTTPLoopback: true}, nil, nil)
+	r, err = newImportRemote(&serveOptions{importCAFiles: []string{ca}, importPlainHTTPLoopback: true}, nil)
 	if err != nil || r.RootCAs == nil || !r.PlainHTTPLoopback {
 		t.Fatalf("with a CA: %+v, %v", r, err)
 	}

@@ -199,12 +199,21 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 		}
 	}
 
-	// The store specs too: a refused kind must not leave a data dir behind.
+	// The store specs and the files flags name too: a refused start must
+	// not leave a data dir behind.
 	metaSpec, err := parseDatabase(o.database)
 	if err != nil {
 		return err
 	}
 	blobSpec, err := parseBlobStore(o.blobStore)
+	if err != nil {
+		return err
+	}
+	ownCert, err := loadOwnCert(o, logger)
+	if err != nil {
+		return err
+	}
+	importer, err := newImportRemote(o, logger) // its Blobs once the store is open
 	if err != nil {
 		return err
 	}
@@ -266,15 +275,12 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 	}
 	defer func() { _ = plane.Close() }() // after serving stops, before the stores close: flushes audit records
 
-	tlsConf, caPath, ca, err := setupTLS(o, dataDir, logger)
+	tlsConf, caPath, ca, err := setupTLS(o, ownCert, dataDir, logger)
 	if err != nil {
 		return err
 	}
 	endpoints := newEndpointFollower()
-	importer, err := newImportRemote(o, blobStore, logger)
-	if err != nil {
-		return err
-	}
+	importer.Blobs = blobStore
 	pipes := transfer.NewPipelines(transfer.PipelinesOptions{Meta: metaStore, Blobs: blobStore, Logger: logger, Lease: o.pipelineLease})
 	mgmt := newManagementPlane(o, planeDeps{
 		importer:         importer,
@@ -400,19 +406,24 @@ func purgeLoop(ctx context.Context, plane *dataplane.Handler, ttl time.Duration,
 	}
 }
 
+// loadOwnCert loads --tls-cert and --tls-key, if given; nil otherwise.
+func loadOwnCert(o *serveOptions, logger *slog.Logger) (*server.CertFiles, error) {
+	if o.insecureHTTP || o.tlsCert == "" {
+		return nil, nil
+	}
+	return server.LoadCertFiles(o.tlsCert, o.tlsKey, logger)
+}
+
 // setupTLS returns the TLS configuration (nil for --insecure-http) and,
-// when that is what clients must trust, the local CA and its path.
-func setupTLS(o *serveOptions, dataDir string, logger *slog.Logger) (*tls.Config, string, *localca.CA, error) {
+// when that is what clients must trust, the local CA and its path. ownCert
+// is loadOwnCert's.
+func setupTLS(o *serveOptions, ownCert *server.CertFiles, dataDir string, logger *slog.Logger) (*tls.Config, string, *localca.CA, error) {
 	switch {
 	case o.insecureHTTP:
 		logger.Warn("serving plain HTTP; use this only for local testing")
 		return nil, "", nil, nil
-	case o.tlsCert != "":
-		cf, err := server.LoadCertFiles(o.tlsCert, o.tlsKey, logger)
-		if err != nil {
-			return nil, "", nil, err
-		}
-		return server.TLSConfig(cf.GetCertificate), "", nil, nil
+	case ownCert != nil:
+		return server.TLSConfig(ownCert.GetCertificate), "", nil, nil
 	}
 	ca, err := localca.Load(dataDir, certificateNames(o.listen, o.domain, o.defaultRegistry), localca.Options{Logger: logger})
 	if err != nil {
