@@ -349,7 +349,7 @@ func settleBlobs(store blob.Store, logger *slog.Logger) {
 	}
 }
 
-// settleTimeout bounds settleBlobs: a session has at most 16 MiB to write.
+// settleTimeout bounds settleBlobs: a session has at most 24 MiB to write.
 const settleTimeout = 30 * time.Second
 
 // printBanner tells a human how to reach moat. It never prints the

@@ -115,7 +115,7 @@ type Store struct {
 
 // defaultLockWait bounds the wait for an upload that another request (or
 // another process's session) holds: long enough for a session to finish
-// the writes in its pipeline, 16 MiB, on a slow disk.
+// the writes in its pipeline, 24 MiB, on a slow disk.
 const defaultLockWait = 2 * time.Second
 
 var _ blob.Store = (*Store)(nil)
