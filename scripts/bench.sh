@@ -70,7 +70,8 @@ go build -o "$bin_dir/moat" ./cmd/moat
 go build -o "$bin_dir/bench" ./hack/bench
 
 moat_version="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-if [[ -n "$(git status --porcelain 2>/dev/null)" ]]; then
+# BENCHMARKS.md itself does not count: the previous run rewrote it.
+if [[ -n "$(git status --porcelain -- . ':!BENCHMARKS.md' 2>/dev/null)" ]]; then
 	moat_version="$moat_version (with uncommitted changes)"
 fi
 
