@@ -378,6 +378,8 @@ func TestServeBinaryInsecureHTTP(t *testing.T) {
 	p.stop(t)
 }
 
+// TestStartupErrorsAreOneLine: a start refused for bad input exits non-zero
+// with one line naming the problem, and leaves no data directory behind.
 func TestStartupErrorsAreOneLine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -392,21 +394,19 @@ func TestStartupErrorsAreOneLine(t *testing.T) {
 		env  []string
 		args []string
 		want string
-		// early: refused before the data directory is created.
-		early bool
 	}{
-		{"unknown config key", nil, []string{"serve", "--config", bad}, "unknown option(s): listen_addr", true},
-		{"bad env value", []string{"MOAT_SHUTDOWN_TIMEOUT=soon"}, []string{"serve"}, "MOAT_SHUTDOWN_TIMEOUT", true},
-		{"two bad env values on one line", []string{"MOAT_LOG_LEVEL=loud", "MOAT_UPLOAD_TTL=x"}, []string{"serve"}, "MOAT_LOG_LEVEL", true},
-		{"bad flag value", nil, []string{"serve", "--log-level", "loud"}, "--log-level", true},
-		{"cert without key", nil, []string{"serve", "--tls-cert", "x.pem"}, "--tls-cert and --tls-key go together", true},
-		{"unknown database kind", nil, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--database", "mysql://x"}, `--database: unknown kind "mysql"`, true},
-		{"unknown blob store kind", nil, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--blob-store", "s3://bucket"}, `--blob-store: unknown kind "s3"`, true},
+		{"unknown config key", nil, []string{"serve", "--config", bad}, "unknown option(s): listen_addr"},
+		{"bad env value", []string{"MOAT_SHUTDOWN_TIMEOUT=soon"}, []string{"serve"}, "MOAT_SHUTDOWN_TIMEOUT"},
+		{"two bad env values on one line", []string{"MOAT_LOG_LEVEL=loud", "MOAT_UPLOAD_TTL=x"}, []string{"serve"}, "MOAT_LOG_LEVEL"},
+		{"bad flag value", nil, []string{"serve", "--log-level", "loud"}, "--log-level"},
+		{"cert without key", nil, []string{"serve", "--tls-cert", "x.pem"}, "--tls-cert and --tls-key go together"},
+		{"unknown database kind", nil, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--database", "mysql://x"}, `--database: unknown kind "mysql"`},
+		{"unknown blob store kind", nil, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--blob-store", "s3://bucket"}, `--blob-store: unknown kind "s3"`},
 		// Go would ignore this value silently; moat refuses it (procs.go).
-		{"GOMAXPROCS not a positive integer", []string{"GOMAXPROCS=four"}, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0"}, `GOMAXPROCS "four" is not a positive integer`, true},
-		{"missing TLS certificate", nil, []string{"serve", "--listen", "127.0.0.1:0", "--tls-cert", "missing.pem", "--tls-key", "missing.key"}, "missing.pem", true},
-		{"missing import CA file", nil, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--import-ca-file", "missing-ca.pem"}, "--import-ca-file", true},
-		{"azblob without credential", []string{"MOAT_AZBLOB_ACCOUNT_KEY=", "MOAT_AZBLOB_SAS="}, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--blob-store", "azblob://acct/cont"}, "--blob-store", true},
+		{"GOMAXPROCS not a positive integer", []string{"GOMAXPROCS=four"}, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0"}, `GOMAXPROCS "four" is not a positive integer`},
+		{"missing TLS certificate", nil, []string{"serve", "--listen", "127.0.0.1:0", "--tls-cert", "missing.pem", "--tls-key", "missing.key"}, "missing.pem"},
+		{"missing import CA file", nil, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--import-ca-file", "missing-ca.pem"}, "--import-ca-file"},
+		{"azblob without credential", []string{"MOAT_AZBLOB_ACCOUNT_KEY=", "MOAT_AZBLOB_SAS="}, []string{"serve", "--insecure-http", "--listen", "127.0.0.1:0", "--blob-store", "azblob://acct/cont"}, "--blob-store"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -426,7 +426,8 @@ func TestStartupErrorsAreOneLine(t *testing.T) {
 			if strings.Count(s, "\n") != 0 || !strings.HasPrefix(s, "moat: ") || !strings.Contains(s, tt.want) {
 				t.Errorf("output %q, want one line containing %q", s, tt.want)
 			}
-			if _, err := os.Stat(filepath.Join(cmd.Dir, "moat-data")); tt.early && !errors.Is(err, os.ErrNotExist) {
+			// Every row is refused before the data directory is created.
+			if _, err := os.Stat(filepath.Join(cmd.Dir, "moat-data")); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("data dir created by a refused start: %v", err)
 			}
 		})
