@@ -77,12 +77,19 @@ func Endpoint(t testing.TB) string {
 	t.Helper()
 	once.Do(func() { endpoint, startErr = start() })
 	if startErr != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("azurite: %v", startErr)
-		}
-		t.Skipf("azurite unavailable (set %s or install node and npm): %v", EndpointEnv, startErr)
+		unavailable(t, startErr)
 	}
 	return endpoint
+}
+
+// unavailable ends a test that could not get Azurite: it skips, or fails
+// under CI=true.
+func unavailable(t testing.TB, err error) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("azurite: %v", err)
+	}
+	t.Skipf("azurite unavailable (set %s or install node and npm): %v", EndpointEnv, err)
 }
 
 // Config returns a store configuration for a container of its own, which is
