@@ -35,10 +35,11 @@ const (
 	// pipelineDepth bounds how many chunks reading may run ahead of the
 	// slower of the hasher and the writer, and so the memory one upload
 	// holds: at most depth+2 chunks (queued, in work, and being read),
-	// 24 MiB. On this project's 2-core test machine 4 beat 2 by 8–12% in
-	// 512 MiB pushes, chunked and monolithic (interleaved rounds, see
-	// BENCHMARKS.md, Large pushes); 3 and 6 fell between, 8 below 2. The
-	// deeper backlog keeps the hasher busy while the reader waits: for a
+	// 24 MiB. On this project's 2-core test machine, with Go's default HTTP
+	// client, 4 beat 2 by 8–12% in 512 MiB pushes, chunked and monolithic;
+	// 3 and 6 fell between. The benchmark's own driver saw no difference
+	// (BENCHMARKS.md, Large pushes), so 4 is kept as nowhere slower. The
+	// deeper backlog gives the hasher work while the reader waits: for a
 	// CPU, or for the next PATCH.
 	pipelineDepth = 4
 	// writebackEvery is how many written bytes make the writer ask the kernel
