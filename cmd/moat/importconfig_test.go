@@ -15,18 +15,18 @@ import (
 	"time"
 )
 
-func TestNewImportRemote(t *testing.T) {
+func TestLoadImportCAs(t *testing.T) {
 	dir := t.TempDir()
 	notPEM := filepath.Join(dir, "not.pem")
 	if err := os.WriteFile(notPEM, []byte("hello"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r, err := newImportRemote(&serveOptions{}, nil)
-	if err != nil || r.RootCAs != nil || r.PlainHTTPLoopback {
-		t.Fatalf("defaults: %+v, %v", r, err)
+	roots, err := loadImportCAs(nil)
+	if err != nil || roots != nil {
+		t.Fatalf("no files: %v, %v; want the system roots (nil)", roots, err)
 	}
 	for file, want := range map[string]string{filepath.Join(dir, "missing.pem"): "no such file", notPEM: "no PEM certificate"} {
-		if _, err := newImportRemote(&serveOptions{importCAFiles: []string{file}}, nil); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := loadImportCAs([]string{file}); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("--import-ca-file %s: %v, want %q", file, err, want)
 		}
 	}
@@ -45,15 +45,15 @@ func TestNewImportRemote(t *testing.T) {
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r, err = newImportRemote(&serveOptions{importCAFiles: []string{ca}, importPlainHTTPLoopback: true}, nil)
-	if err != nil || r.RootCAs == nil || !r.PlainHTTPLoopback {
-		t.Fatalf("with a CA: %+v, %v", r, err)
+	roots, err = loadImportCAs([]string{ca})
+	if err != nil || roots == nil {
+		t.Fatalf("with a CA: %v, %v", roots, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: r.RootCAs}); err != nil {
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots}); err != nil {
 		t.Errorf("the CA file's certificate is not trusted: %v", err)
 	}
 }

@@ -213,7 +213,7 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 	if err != nil {
 		return err
 	}
-	importer, err := newImportRemote(o, logger) // its Blobs once the store is open
+	importCAs, err := loadImportCAs(o.importCAFiles)
 	if err != nil {
 		return err
 	}
@@ -280,7 +280,7 @@ func serve(ctx context.Context, o *serveOptions, lookupEnv func(string) (string,
 		return err
 	}
 	endpoints := newEndpointFollower()
-	importer.Blobs = blobStore
+	importer := &transfer.Remote{Blobs: blobStore, RootCAs: importCAs, PlainHTTPLoopback: o.importPlainHTTPLoopback, Logger: logger}
 	pipes := transfer.NewPipelines(transfer.PipelinesOptions{Meta: metaStore, Blobs: blobStore, Logger: logger, Lease: o.pipelineLease})
 	mgmt := newManagementPlane(o, planeDeps{
 		importer:         importer,
