@@ -243,8 +243,9 @@ if [[ "$fuzz_time" != "0" ]]; then
 				# deadline as a failure (golang/go#75804, fixed in Go 1.27):
 				# no input failed and none was written. Run it again with a
 				# count instead of a duration, which sets no deadline to race;
-				# the count is what the first run reached, so it takes about
-				# as long. A real failure still writes its input and fails.
+				# the count is what the first run reached (at least 1,000 per
+				# second of its time), so it takes about as long. A real
+				# failure still writes its input and fails.
 				n=$(grep -oE 'execs: [0-9]+' "$log" | tail -n 1 | grep -oE '[0-9]+' || true)
 				if [[ -z "$n" ]] || ((n < per * 1000)); then
 					n=$((per * 1000))

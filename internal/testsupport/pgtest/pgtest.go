@@ -96,13 +96,7 @@ func Main(m *testing.M) int {
 // uses; the database is dropped when the test ends.
 func DSN(t testing.TB) string {
 	t.Helper()
-	if !mainCalled.Load() {
-		t.Fatal("pgtest: DSN needs the package's TestMain to call pgtest.Main")
-	}
-	s, err := get()
-	if err != nil {
-		missing.Skip(t, "pgtest: no PostgreSQL for the tests: %v (set %s or put initdb and pg_ctl on PATH)", err, EnvDSN)
-	}
+	s := need(t, "DSN")
 	name, err := s.createDatabase(context.Background())
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
@@ -125,14 +119,22 @@ func DSN(t testing.TB) string {
 // act on it, such as terminating connections); it skips or fails like DSN.
 func AdminDSN(t testing.TB) string {
 	t.Helper()
+	return need(t, "AdminDSN").admin
+}
+
+// need returns the server for caller (DSN, AdminDSN or Restart): it fails
+// the test when the package's TestMain did not call Main, and skips it (or
+// fails it under CI=true) when there is no server.
+func need(t testing.TB, caller string) *server {
+	t.Helper()
 	if !mainCalled.Load() {
-		t.Fatal("pgtest: AdminDSN needs the package's TestMain to call pgtest.Main")
+		t.Fatalf("pgtest: %s needs the package's TestMain to call pgtest.Main", caller)
 	}
 	s, err := get()
 	if err != nil {
 		missing.Skip(t, "pgtest: no PostgreSQL for the tests: %v (set %s or put initdb and pg_ctl on PATH)", err, EnvDSN)
 	}
-	return s.admin
+	return s
 }
 
 // Restart stops the server with a fast shutdown (every session is
@@ -143,9 +145,9 @@ func AdminDSN(t testing.TB) string {
 // must not run in parallel with other tests of the same process.
 func Restart(t testing.TB, down time.Duration) {
 	t.Helper()
-	AdminDSN(t)
+	s := need(t, "Restart")
 	mu.Lock()
-	c := srv.cluster
+	c := s.cluster
 	mu.Unlock()
 	if c == nil {
 		t.Skipf("pgtest: the server comes from %s and is not ours to restart", EnvDSN)
