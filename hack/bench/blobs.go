@@ -39,7 +39,7 @@ func (t throughput) mbps() float64 {
 // blobResult is one row of the push or pull table.
 type blobResult struct {
 	size int64
-	mode string // monolithic or chunked (push); "" for pull
+	mode string // one of pushModes (push); "" for pull
 	reps int
 	by   map[string]throughput // by target name
 	// bound is the machine's sha256+write bound for the row's size,
@@ -92,7 +92,7 @@ func benchBlobs(ctx context.Context, c config, targets []*target) (push, pull []
 		}
 		copy(data[8:], runID)
 		last[size] = map[string]string{}
-		for _, mode := range []string{"monolithic", "chunked"} {
+		for _, mode := range pushModes {
 			res := blobResult{size: size, mode: mode, reps: pushReps(size), by: map[string]throughput{}}
 			for rep := 0; rep < res.reps; rep++ {
 				// Fresh content for every repetition so that no registry can
@@ -108,11 +108,7 @@ func benchBlobs(ctx context.Context, c config, targets []*target) (push, pull []
 				for _, t := range alternate(targets, rep) {
 					settle()
 					start := time.Now()
-					if mode == "monolithic" {
-						err = pushMonolithic(ctx, t, blobRepo, data, dgst)
-					} else {
-						err = pushChunked(ctx, t, blobRepo, data, dgst, c.chunk)
-					}
+					err = pushBlob(ctx, mode, t, blobRepo, data, dgst, c.chunk)
 					if err != nil {
 						return nil, nil, fmt.Errorf("push %s %s: %w", sizeLabel(size), mode, err)
 					}
@@ -207,8 +203,30 @@ func withDigest(loc, dgst string) string {
 	return loc + sep + "digest=" + dgst
 }
 
+// pushModes are the ways a blob is pushed, each a row of the push table:
+//   - monolithic: POST, then one PUT with the body and the digest;
+//   - streamed: POST, one PATCH with the whole body and no Content-Range,
+//     then an empty PUT with the digest: how crane (go-containerregistry's
+//     streamBlob) and skopeo (containers/image) push a layer;
+//   - chunked: POST, PATCHes of the configured chunk size with
+//     Content-Range, then an empty PUT with the digest.
+var pushModes = []string{"monolithic", "streamed", "chunked"}
+
+// pushBlob uploads data to repo in the given mode.
+func pushBlob(ctx context.Context, mode string, t *target, repo string, data []byte, dgst string, chunk int64) error {
+	switch mode {
+	case "monolithic":
+		return pushMonolithic(ctx, t, repo, data, dgst)
+	case "streamed":
+		return pushStreamed(ctx, t, repo, data, dgst)
+	case "chunked":
+		return pushChunked(ctx, t, repo, data, dgst, chunk)
+	}
+	return fmt.Errorf("unknown push mode %q", mode)
+}
+
 // pushMonolithic uploads data in one PUT after the POST that opens the
-// upload (the path docker and most clients take for layers).
+// upload.
 func pushMonolithic(ctx context.Context, t *target, repo string, data []byte, dgst string) error {
 	loc, err := startUpload(ctx, t, repo)
 	if err != nil {
@@ -228,6 +246,19 @@ func pushMonolithic(ctx context.Context, t *target, repo string, data []byte, dg
 	return nil
 }
 
+// pushStreamed uploads data in one PATCH without Content-Range, as crane
+// and skopeo do, and closes the upload with an empty PUT.
+func pushStreamed(ctx context.Context, t *target, repo string, data []byte, dgst string) error {
+	loc, err := startUpload(ctx, t, repo)
+	if err != nil {
+		return err
+	}
+	if loc, err = patch(ctx, t, repo, loc, data, ""); err != nil {
+		return err
+	}
+	return commit(ctx, t, repo, loc, dgst)
+}
+
 // pushChunked uploads data in PATCH requests of chunk bytes and closes the
 // upload with an empty PUT.
 func pushChunked(ctx context.Context, t *target, repo string, data []byte, dgst string, chunk int64) error {
@@ -238,22 +269,36 @@ func pushChunked(ctx context.Context, t *target, repo string, data []byte, dgst 
 	size := int64(len(data))
 	for off := int64(0); off < size; off += chunk {
 		end := min(off+chunk, size)
-		req, err := t.newRequest(ctx, http.MethodPatch, repo, loc, bytes.NewReader(data[off:end]))
-		if err != nil {
-			return err
-		}
-		req.ContentLength = end - off
-		req.Header.Set("Content-Type", "application/octet-stream")
-		req.Header.Set("Content-Range", strconv.FormatInt(off, 10)+"-"+strconv.FormatInt(end-1, 10))
-		resp, err := t.do(req, http.StatusAccepted)
-		if err != nil {
-			return err
-		}
-		drain(resp)
-		if loc, err = location(resp); err != nil {
+		cr := strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(end-1, 10)
+		if loc, err = patch(ctx, t, repo, loc, data[off:end], cr); err != nil {
 			return err
 		}
 	}
+	return commit(ctx, t, repo, loc, dgst)
+}
+
+// patch sends body in one PATCH to the upload at loc, with contentRange
+// unless it is empty, and returns the upload's next location.
+func patch(ctx context.Context, t *target, repo, loc string, body []byte, contentRange string) (string, error) {
+	req, err := t.newRequest(ctx, http.MethodPatch, repo, loc, bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.ContentLength = int64(len(body))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	if contentRange != "" {
+		req.Header.Set("Content-Range", contentRange)
+	}
+	resp, err := t.do(req, http.StatusAccepted)
+	if err != nil {
+		return "", err
+	}
+	drain(resp)
+	return location(resp)
+}
+
+// commit closes the upload at loc with an empty PUT carrying the digest.
+func commit(ctx context.Context, t *target, repo, loc, dgst string) error {
 	req, err := t.newRequest(ctx, http.MethodPut, repo, withDigest(loc, dgst), nil)
 	if err != nil {
 		return err

@@ -20,7 +20,8 @@
 //     sequential write throughput to the registries' disk, and both in one
 //     pass (hash and write every chunk, fsync at the end), which is what a
 //     registry must do for every pushed byte;
-//   - blob push at 1 MiB, 64 MiB and 512 MiB, monolithic (POST + PUT) and
+//   - blob push at 1 MiB, 64 MiB and 512 MiB, monolithic (POST + PUT),
+//     streamed (POST + one PATCH + PUT, as crane and skopeo push) and
 //     chunked (PATCH in 16 MiB chunks + PUT);
 //   - blob pull of the same sizes;
 //   - manifest GET and HEAD by tag at concurrency 1, 8 and 32, with p50 and

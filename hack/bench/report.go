@@ -138,8 +138,10 @@ func (r *report) markdown() string {
 	w("way, right after every repetition of the row (the \"bound MB/s\" column).\n\n")
 
 	w("## Blob push\n\n")
-	w("Monolithic is POST then one PUT with the body; chunked is POST, PATCH in %s chunks, then an empty\n", sizeLabel(c.chunk))
-	w("PUT with the digest. Each repetition pushes new content; time is from the POST to the 201.\n\n")
+	w("Monolithic is POST then one PUT with the body. Streamed is POST, one PATCH with the whole body\n")
+	w("(no `Content-Range`), then an empty PUT with the digest: how crane and skopeo push a layer.\n")
+	w("Chunked is POST, PATCH in %s chunks with `Content-Range`, then an empty PUT with the digest.\n", sizeLabel(c.chunk))
+	w("Each repetition pushes new content; time is from the POST to the 201.\n\n")
 	w("| size | mode | reps | moat MB/s | Distribution MB/s | bound MB/s | moat / Distribution | moat / bound | moat / bound, each repetition |\n")
 	w("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, p := range r.push {
