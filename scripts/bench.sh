@@ -267,6 +267,8 @@ EOF
 		-moat "http://127.0.0.1:$moat_port" \
 		-distribution "http://127.0.0.1:$dist_port" \
 		-disk "$work/bound" \
+		-moat-data "$work/moat" \
+		-distribution-data "$work/distribution" \
 		-out "$out" \
 		-command "$command_line" \
 		-moat-version "commit $moat_version" \

@@ -11,6 +11,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -84,6 +86,9 @@ func benchBlobs(ctx context.Context, c config, targets []*target) (push, pull []
 	var counter uint64
 	// last[size][target] is a pushed blob's digest, pulled afterwards.
 	last := map[int64]map[string]string{}
+	// prev[size] is the digest of the repetition before, pruned after the
+	// next one: the last of each size stays for the pulls.
+	prev := map[int64]string{}
 
 	for _, size := range c.sizes {
 		data := make([]byte, size)
@@ -128,6 +133,10 @@ func benchBlobs(ctx context.Context, c config, targets []*target) (push, pull []
 				// One line per repetition, so a run's spread can be read
 				// from its log.
 				slog.Info("push repetition", append(repLog, "bound MB/s", fmt.Sprintf("%.0f", b.mbps()))...)
+				if err := prune(targets, prev[size]); err != nil {
+					return nil, nil, err
+				}
+				prev[size] = dgst
 			}
 			for _, t := range targets {
 				slog.Info("push", "size", sizeLabel(size), "mode", mode, "target", t.name, "MB/s", fmt.Sprintf("%.0f", res.by[t.name].mbps()))
@@ -167,6 +176,52 @@ func benchBlobs(ctx context.Context, c config, targets []*target) (push, pull []
 		pull = append(pull, res)
 	}
 	return push, pull, nil
+}
+
+// prune removes a blob pushed in an earlier repetition from the storage of
+// every target that says where its blobs are, untimed. No later request
+// reads it, and without this a run would hold every pushed blob twice:
+// about 27 GB, on a disk whose rate here fell as it filled (the bound
+// measured after a row's last repetitions at 0.6× the first ones').
+// Neither registry frees a blob's bytes on DELETE (both only unlink it from
+// the repository), so the files are removed directly.
+func prune(targets []*target, dgst string) error {
+	if dgst == "" {
+		return nil
+	}
+	for _, t := range targets {
+		if t.blobFile == nil {
+			continue
+		}
+		// A path that is not there means the layout assumed here is wrong:
+		// fail rather than fill the disk unnoticed.
+		p := t.blobFile(dgst)
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("%s: pruning blob %s: %w", t.name, dgst, err)
+		}
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("%s: pruning blob %s: %w", t.name, dgst, err)
+		}
+	}
+	return nil
+}
+
+// moatBlobFile is where moat's embedded blob store (--data-dir dir) keeps
+// a blob: blobs/blobs/<algorithm>/<first two hex digits>/<hex>.
+func moatBlobFile(dir string) func(string) string {
+	return func(dgst string) string {
+		alg, enc, _ := strings.Cut(dgst, ":")
+		return filepath.Join(dir, "blobs", "blobs", alg, enc[:2], enc)
+	}
+}
+
+// distBlobFile is the directory in which Distribution's filesystem driver
+// (rootdirectory dir) keeps a blob's data.
+func distBlobFile(dir string) func(string) string {
+	return func(dgst string) string {
+		alg, enc, _ := strings.Cut(dgst, ":")
+		return filepath.Join(dir, "docker", "registry", "v2", "blobs", alg, enc[:2], enc)
+	}
 }
 
 // alternate returns the targets in turn order for a repetition, so that

@@ -57,6 +57,9 @@ type config struct {
 	moatPassword string
 	distURL      string
 	diskDir      string
+	// moatData and distData are the registries' storage directories; when
+	// set, the blobs of finished push repetitions are removed from them.
+	moatData, distData string
 	out          string
 	command      string
 	moatVersion  string
@@ -89,6 +92,8 @@ func main() {
 	flag.StringVar(&c.moatUser, "moat-user", "admin", "moat user for /oauth2/token")
 	flag.StringVar(&c.distURL, "distribution", "", "Distribution base URL")
 	flag.StringVar(&c.diskDir, "disk", os.TempDir(), "directory on the registries' disk for the write bound")
+	flag.StringVar(&c.moatData, "moat-data", "", "compare: moat's --data-dir, to remove the blobs of finished push repetitions (see prune)")
+	flag.StringVar(&c.distData, "distribution-data", "", "compare: Distribution's filesystem rootdirectory, likewise")
 	flag.StringVar(&c.out, "out", "BENCHMARKS.md", "report to write")
 	flag.StringVar(&c.command, "command", "./scripts/bench.sh", "command line recorded in the report")
 	flag.StringVar(&c.moatVersion, "moat-version", "", "moat version or commit recorded in the report")
@@ -186,6 +191,12 @@ func runCompare(ctx context.Context, c config) (string, error) {
 	dist, err := newTarget(ctx, "Distribution", c.distURL, "", "")
 	if err != nil {
 		return "", err
+	}
+	if c.moatData != "" {
+		moat.blobFile = moatBlobFile(c.moatData)
+	}
+	if c.distData != "" {
+		dist.blobFile = distBlobFile(c.distData)
 	}
 	targets := []*target{moat, dist}
 

@@ -22,6 +22,9 @@ type target struct {
 	service        string
 	// tokens holds the Authorization header per repository, fetched once.
 	tokens map[string]string
+	// blobFile, when set, names the file or directory that holds a blob's
+	// bytes in the registry's storage (see prune).
+	blobFile func(dgst string) string
 }
 
 func newTarget(ctx context.Context, name, base, user, password string) (*target, error) {
