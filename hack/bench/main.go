@@ -60,12 +60,12 @@ type config struct {
 	// moatData and distData are the registries' storage directories; when
 	// set, the blobs of finished push repetitions are removed from them.
 	moatData, distData string
-	out          string
-	command      string
-	moatVersion  string
-	distVersion  string
-	quick        bool
-	mode         string
+	out                string
+	command            string
+	moatVersion        string
+	distVersion        string
+	quick              bool
+	mode               string
 
 	// scaleout: the embedded moat and the replicas over PostgreSQL and
 	// Azurite (the first replica alone is the one-replica deployment).
