@@ -45,11 +45,19 @@ func (r *report) verdicts() []verdict {
 		if p.size != largest {
 			continue
 		}
-		m, d, boundMBps := p.by[nameMoat].mbps(), p.by[nameDist].mbps(), r.rowBound(p)
+		m, d := p.by[nameMoat].mbps(), p.by[nameDist].mbps()
+		// The median of the repetitions' ratios, each push over the bound
+		// measured right after it: one stall of the disk during a bound
+		// measurement (seen here at 0.45× the others) would otherwise lower
+		// the row's total bound and flatter the whole row.
+		toBound, of := ratio(m, r.rowBound(p)), "total"
+		if len(p.boundRatios) > 0 {
+			toBound, of = median(p.boundRatios), fmt.Sprintf("median of %d repetitions", len(p.boundRatios))
+		}
 		out = append(out, verdict{
 			target:   fmt.Sprintf("%s push (%s) ≥ 0.9 × bound and faster than Distribution", sizeLabel(p.size), p.mode),
-			measured: fmt.Sprintf("%.2f × bound, %.2f × Distribution", ratio(m, boundMBps), ratio(m, d)),
-			met:      ratio(m, boundMBps) >= 0.9 && m > d,
+			measured: fmt.Sprintf("%.2f × bound (%s), %.2f × Distribution", toBound, of, ratio(m, d)),
+			met:      toBound >= 0.9 && m > d,
 		})
 	}
 	for _, p := range r.pull {
@@ -151,7 +159,9 @@ func (r *report) markdown() string {
 	w("\n")
 	w("The MB/s columns and the ratios between them are totals over the row's repetitions (bytes over\n")
 	w("time). The last column pairs each of moat's pushes with the bound measured right after it, and\n")
-	w("gives the lowest, the median and the highest of those ratios.\n\n")
+	w("gives the lowest, the median and the highest of those ratios. The targets table uses that\n")
+	w("median: a disk stall during one bound measurement lowers the row's total bound, and so raises\n")
+	w("its total ratio, but moves the median by one place at most.\n\n")
 
 	w("## Blob pull\n\n")
 	w("GET of a pushed blob, body read and discarded by the client. Data in the page cache for both:\n")
@@ -196,12 +206,19 @@ func spread(rs []float64) string {
 	}
 	s := slices.Clone(rs)
 	slices.Sort(s)
+	return fmt.Sprintf("%.2f / %.2f / %.2f", s[0], median(s), s[len(s)-1])
+}
+
+// median is the middle of rs (the mean of the two middle ones for an even
+// count); rs must not be empty.
+func median(rs []float64) float64 {
+	s := slices.Clone(rs)
+	slices.Sort(s)
 	n := len(s)
-	med := s[n/2]
 	if n%2 == 0 {
-		med = (s[n/2-1] + s[n/2]) / 2
+		return (s[n/2-1] + s[n/2]) / 2
 	}
-	return fmt.Sprintf("%.2f / %.2f / %.2f", s[0], med, s[n-1])
+	return s[n/2]
 }
 
 func ms(d time.Duration) string {
