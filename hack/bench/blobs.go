@@ -86,9 +86,6 @@ func benchBlobs(ctx context.Context, c config, targets []*target) (push, pull []
 	var counter uint64
 	// last[size][target] is a pushed blob's digest, pulled afterwards.
 	last := map[int64]map[string]string{}
-	// prev[size] is the digest of the repetition before, pruned after the
-	// next one: the last of each size stays for the pulls.
-	prev := map[int64]string{}
 
 	for _, size := range c.sizes {
 		data := make([]byte, size)
@@ -97,6 +94,9 @@ func benchBlobs(ctx context.Context, c config, targets []*target) (push, pull []
 		}
 		copy(data[8:], runID)
 		last[size] = map[string]string{}
+		// prev is the digest of the repetition before, pruned after the
+		// next one: the last of each size stays for the pulls.
+		var prev string
 		for _, mode := range pushModes {
 			res := blobResult{size: size, mode: mode, reps: pushReps(size), by: map[string]throughput{}}
 			for rep := 0; rep < res.reps; rep++ {
@@ -133,10 +133,10 @@ func benchBlobs(ctx context.Context, c config, targets []*target) (push, pull []
 				// One line per repetition, so a run's spread can be read
 				// from its log.
 				slog.Info("push repetition", append(repLog, "bound MB/s", fmt.Sprintf("%.0f", b.mbps()))...)
-				if err := prune(targets, prev[size]); err != nil {
+				if err := prune(targets, prev); err != nil {
 					return nil, nil, err
 				}
-				prev[size] = dgst
+				prev = dgst
 			}
 			for _, t := range targets {
 				slog.Info("push", "size", sizeLabel(size), "mode", mode, "target", t.name, "MB/s", fmt.Sprintf("%.0f", res.by[t.name].mbps()))
@@ -181,8 +181,8 @@ func benchBlobs(ctx context.Context, c config, targets []*target) (push, pull []
 // prune removes a blob pushed in an earlier repetition from the storage of
 // every target that says where its blobs are, untimed. No later request
 // reads it, and without this a run would hold every pushed blob twice:
-// about 27 GB, on a disk whose rate here fell as it filled (the bound
-// measured after a row's last repetitions at 0.6× the first ones').
+// 27 GiB, on a disk whose rate here fell as it filled (the bound measured
+// during the last row at about two thirds of the earlier rows').
 // Neither registry frees a blob's bytes on DELETE (both only unlink it from
 // the repository), so the files are removed directly.
 func prune(targets []*target, dgst string) error {
@@ -287,18 +287,7 @@ func pushMonolithic(ctx context.Context, t *target, repo string, data []byte, dg
 	if err != nil {
 		return err
 	}
-	req, err := t.newRequest(ctx, http.MethodPut, repo, withDigest(loc, dgst), bytes.NewReader(data))
-	if err != nil {
-		return err
-	}
-	req.ContentLength = int64(len(data))
-	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := t.do(req, http.StatusCreated)
-	if err != nil {
-		return err
-	}
-	drain(resp)
-	return nil
+	return commit(ctx, t, repo, loc, dgst, data)
 }
 
 // pushStreamed uploads data in one PATCH without Content-Range, as crane
@@ -311,7 +300,7 @@ func pushStreamed(ctx context.Context, t *target, repo string, data []byte, dgst
 	if loc, err = patch(ctx, t, repo, loc, data, ""); err != nil {
 		return err
 	}
-	return commit(ctx, t, repo, loc, dgst)
+	return commit(ctx, t, repo, loc, dgst, nil)
 }
 
 // pushChunked uploads data in PATCH requests of chunk bytes and closes the
@@ -329,7 +318,7 @@ func pushChunked(ctx context.Context, t *target, repo string, data []byte, dgst 
 			return err
 		}
 	}
-	return commit(ctx, t, repo, loc, dgst)
+	return commit(ctx, t, repo, loc, dgst, nil)
 }
 
 // patch sends body in one PATCH to the upload at loc, with contentRange
@@ -352,11 +341,20 @@ func patch(ctx context.Context, t *target, repo, loc string, body []byte, conten
 	return location(resp)
 }
 
-// commit closes the upload at loc with an empty PUT carrying the digest.
-func commit(ctx context.Context, t *target, repo, loc, dgst string) error {
-	req, err := t.newRequest(ctx, http.MethodPut, repo, withDigest(loc, dgst), nil)
+// commit closes the upload at loc with a PUT carrying the digest and body,
+// the blob's last bytes (all of them for a monolithic push), or none.
+func commit(ctx context.Context, t *target, repo, loc, dgst string, body []byte) error {
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := t.newRequest(ctx, http.MethodPut, repo, withDigest(loc, dgst), r)
 	if err != nil {
 		return err
+	}
+	if body != nil {
+		req.ContentLength = int64(len(body))
+		req.Header.Set("Content-Type", "application/octet-stream")
 	}
 	resp, err := t.do(req, http.StatusCreated)
 	if err != nil {

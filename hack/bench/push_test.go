@@ -46,12 +46,17 @@ func TestPushModes(t *testing.T) {
 		data[0] = byte(i) // a new blob each time
 		sum := sha256.Sum256(data)
 		dgst := "sha256:" + hex.EncodeToString(sum[:])
+		mu.Lock()
 		reqs = nil
+		mu.Unlock()
 		if err := pushBlob(context.Background(), mode, tg, "bench/x", data, dgst, 4096); err != nil {
 			t.Fatalf("%s: %v", mode, err)
 		}
-		if !slices.Equal(reqs, want[mode]) {
-			t.Errorf("%s sent %q, want %q", mode, reqs, want[mode])
+		mu.Lock()
+		got := slices.Clone(reqs)
+		mu.Unlock()
+		if !slices.Equal(got, want[mode]) {
+			t.Errorf("%s sent %q, want %q", mode, got, want[mode])
 		}
 		n, err := pullBlob(context.Background(), tg, "bench/x", dgst)
 		if err != nil || n != int64(len(data)) {

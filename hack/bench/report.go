@@ -204,9 +204,7 @@ func spread(rs []float64) string {
 	if len(rs) == 0 {
 		return "–"
 	}
-	s := slices.Clone(rs)
-	slices.Sort(s)
-	return fmt.Sprintf("%.2f / %.2f / %.2f", s[0], median(s), s[len(s)-1])
+	return fmt.Sprintf("%.2f / %.2f / %.2f", slices.Min(rs), median(rs), slices.Max(rs))
 }
 
 // median is the middle of rs (the mean of the two middle ones for an even
